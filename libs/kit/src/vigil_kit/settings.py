@@ -1,0 +1,48 @@
+"""The typed settings base every Vigil service extends (one env prefix per service)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings shared by every service. A service subclasses this and sets its env prefix:
+
+    class Settings(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="REGISTRY_")
+
+    so that REGISTRY_GRPC_PORT, REGISTRY_DATABASE_URL, ... configure the registry.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str = Field(description="Short service name: registry, ingest, archive, sharing, audit")
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables /metrics")
+    database_url: str = "sqlite+aiosqlite:///vigil.db"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: SecretStr = SecretStr("vigil")
+    s3_secret_key: SecretStr = SecretStr("vigil-secret")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    auth_issuer: str = "vigil"
+    # PEM-encoded Ed25519 public keys of the token issuers this service trusts.
+    auth_public_keys: list[str] = Field(default_factory=list)
+    # Path to a file of concatenated PEM public keys (read at start), an alternative to the list.
+    auth_public_keys_file: str | None = None
+    # This service's own bearer token, used when it calls other services.
+    service_token: SecretStr = SecretStr("")
+    log_level: str = "INFO"
+    # How often readiness probes its dependencies, and how long one probe may take.
+    readiness_interval_s: float = Field(default=1.0, gt=0)
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
+    # Other services' gRPC addresses (host:port), for calls and fallbacks.
+    registry_addr: str = "127.0.0.1:50051"
+    ingest_addr: str = "127.0.0.1:50052"
+    archive_addr: str = "127.0.0.1:50053"
+    sharing_addr: str = "127.0.0.1:50054"
+    audit_addr: str = "127.0.0.1:50055"
+    shutdown_grace_s: float = Field(default=10.0, ge=0)

@@ -1,0 +1,65 @@
+"""Pytest fixtures that start Vigil's real infrastructure on free loopback ports, and always stop it.
+
+- kafka_broker: the Tansu broker (session scope); `.address` is the bootstrap string.
+- s3_server: moto's S3 server (session scope); `.address` is host:port.
+- fresh_s3_server: a private moto server a test may kill (function scope).
+- postgres_cluster: a throwaway PostgreSQL cluster (session scope), skipped where absent.
+- database_url: parametrized over SQLite and PostgreSQL, a fresh empty database per test.
+- sqlite_url: a fresh SQLite database file per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from vigil_kit import embedded
+from vigil_testing.postgres import PostgresCluster, pg_bin
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedProcess]:
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with embedded.tansu(log_path=log) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedProcess]:
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    with embedded.moto_s3(log_path=log) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_s3_server(tmp_path) -> Iterator[embedded.EmbeddedProcess]:
+    with embedded.moto_s3(log_path=tmp_path / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_kafka_broker(tmp_path) -> Iterator[embedded.EmbeddedProcess]:
+    with embedded.tansu(log_path=tmp_path / "tansu.log") as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed on this machine")
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.create_database()
