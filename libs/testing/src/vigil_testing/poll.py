@@ -14,7 +14,9 @@ class PollTimeout(AssertionError):
     pass
 
 
-def poll_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
+def poll_until(
+    check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Call check() until it returns a truthy value; return it, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None

@@ -17,7 +17,11 @@ from pathlib import Path
 
 from vigil_kit.embedded import free_port, port_open
 
-PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin"), Path("/usr/lib/postgresql/17/bin")]
+PG_BIN_CANDIDATES = [
+    Path("/usr/lib/postgresql/15/bin"),
+    Path("/usr/lib/postgresql/16/bin"),
+    Path("/usr/lib/postgresql/17/bin"),
+]
 
 
 def pg_bin() -> Path | None:

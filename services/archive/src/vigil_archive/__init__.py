@@ -1,0 +1,1 @@
+"""vigil_archive: indexes stored segments, holds evidence, serves playback and exports."""

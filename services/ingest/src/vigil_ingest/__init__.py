@@ -1,0 +1,1 @@
+"""vigil_ingest: accepts signed video segments from cameras and gateways into object storage."""

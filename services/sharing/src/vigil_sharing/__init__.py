@@ -1,0 +1,1 @@
+"""vigil_sharing: clearances, access requests, grants and partner subscriptions."""

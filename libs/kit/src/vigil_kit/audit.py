@@ -1,0 +1,135 @@
+"""Building AuditRecords and writing them to the outbox for vigil.audit.records.v1 (AUD-1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.audit.v1 import audit_record_pb2
+from vigil.common.v1 import identity_pb2, time_range_pb2
+from vigil_kit import cloudevents, outbox, topics
+from vigil_kit.auth import Principal
+
+AuditRecord = audit_record_pb2.AuditRecord
+Decision = audit_record_pb2.Decision
+
+ALLOWED = "allowed"
+DENIED = "denied"
+
+_DECISIONS = {
+    ALLOWED: audit_record_pb2.DECISION_ALLOWED,
+    DENIED: audit_record_pb2.DECISION_DENIED,
+    "DECISION_ALLOWED": audit_record_pb2.DECISION_ALLOWED,
+    "DECISION_DENIED": audit_record_pb2.DECISION_DENIED,
+}
+_RESOURCE_FIELDS = frozenset(f.name for f in audit_record_pb2.Resources.DESCRIPTOR.fields)
+
+
+def _principal(p: Principal | identity_pb2.Principal) -> identity_pb2.Principal:
+    if isinstance(p, identity_pb2.Principal):
+        return p
+    return p.to_proto()
+
+
+def _decision(decision: str | int) -> int:
+    if isinstance(decision, int):
+        if decision not in (audit_record_pb2.DECISION_ALLOWED, audit_record_pb2.DECISION_DENIED):
+            raise ValueError(f"decision must be allowed or denied, not {decision}")
+        return decision
+    try:
+        return _DECISIONS[decision]
+    except KeyError:
+        raise ValueError(f"decision must be 'allowed' or 'denied', not {decision!r}") from None
+
+
+def _resource_field(name: str) -> str:
+    # Accept the proto field ("device_ids") or the plain plural ("devices").
+    if name in _RESOURCE_FIELDS:
+        return name
+    candidate = f"{name.removesuffix('s')}_ids"
+    if candidate in _RESOURCE_FIELDS:
+        return candidate
+    raise ValueError(f"unknown audit resource kind {name!r} (one of {sorted(_RESOURCE_FIELDS)})")
+
+
+def _timestamp(t: datetime) -> Timestamp:
+    if t.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    ts = Timestamp()
+    ts.FromDatetime(t.astimezone(UTC))
+    return ts
+
+
+def build_record(
+    *,
+    actor: Principal | identity_pb2.Principal,
+    action: str,
+    source_service: str,
+    decision: str | int,
+    resources: Mapping[str, Iterable[str]] | None = None,
+    purpose: str = "",
+    reason: str = "",
+    footage: tuple[datetime, datetime] | None = None,
+    rule_id: str = "",
+    approver: Principal | identity_pb2.Principal | None = None,
+    grant_id: str = "",
+    request_id: str = "",
+    attributes: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> audit_record_pb2.AuditRecord:
+    """One AuditRecord with a fresh UUIDv7 record id (the dedupe key all the way to the audit log).
+
+    `decision` is "allowed"/"denied" or a Decision value; `resources` maps a kind ("devices" or
+    "device_ids", "grants", "segments", ...) to ids; `footage` is a [start, end) window.
+    """
+    record = audit_record_pb2.AuditRecord(
+        record_id=cloudevents.new_event_id(),
+        source_service=source_service,
+        action=action,
+        purpose=purpose,
+        reason=reason,
+        decision=_decision(decision),
+        rule_id=rule_id,
+        grant_id=grant_id,
+        request_id=request_id,
+    )
+    record.time.CopyFrom(_timestamp(now or datetime.now(UTC)))
+    record.actor.CopyFrom(_principal(actor))
+    for kind, ids in (resources or {}).items():
+        getattr(record.resources, _resource_field(kind)).extend(ids)
+    if footage is not None:
+        start, end = footage
+        if end < start:
+            raise ValueError("footage window ends before it starts")
+        record.footage.CopyFrom(
+            time_range_pb2.TimeRange(start_time=_timestamp(start), end_time=_timestamp(end))
+        )
+    if approver is not None:
+        record.approver.CopyFrom(_principal(approver))
+    for k, v in (attributes or {}).items():
+        record.attributes[k] = v
+    return record
+
+
+def write_audit(
+    session: AsyncSession,
+    record: audit_record_pb2.AuditRecord,
+    *,
+    notifier: Callable[[], None] | None = None,
+) -> str:
+    """Enqueue `record` in the caller's transaction (key and event id = record_id); returns the record id."""
+    if not record.record_id:
+        raise ValueError("an audit record needs its record_id (use build_record)")
+    return outbox.enqueue(
+        session,
+        topic=topics.AUDIT_RECORDS,
+        key=record.record_id,
+        message=record,
+        source_service=record.source_service,
+        subject=record.action,
+        event_id=record.record_id,
+        notifier=notifier,
+    )

@@ -1,0 +1,51 @@
+"""`python -m vigil_kit.bench.run`: start the embedded infrastructure, run every figure, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+import tempfile
+from pathlib import Path
+
+from vigil_kit import embedded
+from vigil_kit.bench import BenchContext, Figure, discover, write_report
+
+
+async def run_figures(ctx: BenchContext, only: str | None) -> list[Figure]:
+    sources = discover(only)
+    if not sources:
+        raise SystemExit(
+            f"no benchmark figures found{f' named {only!r}' if only else ''} (entry points 'vigil.bench')"
+        )
+    figures: list[Figure] = []
+    for name, source in sources.items():
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        result = source(ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        figures.extend(result)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="bench/REPORT.md", help="where to write the report")
+    parser.add_argument("--only", default=None, help="run only the figure source with this entry-point name")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        work = Path(tmp)
+        with (
+            embedded.tansu(log_path=work / "tansu.log") as broker,
+            embedded.moto_s3(log_path=work / "moto.log") as s3,
+        ):
+            ctx = BenchContext(kafka_bootstrap=broker.address, s3_endpoint=s3.address, workdir=work)
+            figures = asyncio.run(run_figures(ctx, args.only))
+    text = write_report(figures, args.out)
+    print(text)
+    return 0 if all(f.meets == "yes" for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""The transactional outbox: enqueue an event with the state change, and the relay that publishes it.
+
+Ordering. One relay per database publishes at a time: it holds a lease row (renewed while it
+works, taken over only after it expires), reads unsent rows in id order, and in each round
+sends at most ONE Kafka record batch per partition, built from that partition's rows in id
+order, and waits for every acknowledgement before the next round. A record batch is appended
+atomically, so a partition's log receives rows in id order; when a partition's batch fails,
+its rows stay in the table and the next round starts again from the lowest unsent id (the
+batch may in fact have been written: that only repeats a run of events, which consumers skip
+by event id). Rows of one key land in one partition, so per-key order holds. Writers of one
+key must commit in order, which they do when they update that entity's row in the same
+transaction (the row lock orders them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from google.protobuf.message import Message
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import registry as orm_registry
+
+from vigil_kit import cloudevents
+from vigil_kit.kafka import create_producer
+from vigil_kit.migrations import KIT_METADATA, outbox_table, relay_lease_table
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "outbox"
+_NOTIFIERS = "vigil_outbox_notifiers"
+
+
+class OutboxRow:
+    """ORM view of one outbox row, so enqueue() joins the caller's unit of work."""
+
+    def __init__(self, **kw: Any) -> None:
+        for name, value in kw.items():
+            setattr(self, name, value)
+
+
+# Identity by event id and no `id` attribute: the ORM then inserts rows in bulk (executemany) instead of
+# one statement per row to fetch each generated id, which it never needs.
+orm_registry(metadata=KIT_METADATA).map_imperatively(
+    OutboxRow, outbox_table, primary_key=[outbox_table.c.event_id], exclude_properties=["id"]
+)
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    topic: str,
+    key: str,
+    message: Message,
+    source_service: str,
+    subject: str | None = None,
+    event_id: str | None = None,
+    notifier: Callable[[], None] | None = None,
+) -> str:
+    """Add `message` to the outbox in the caller's transaction; returns its event id (UUIDv7 unless given).
+
+    Nothing is published unless the caller commits. `subject` defaults to `key`. `notifier`
+    (e.g. OutboxRelay.notify) is called after the commit so an in-process relay wakes at once.
+    """
+    event_id = event_id or cloudevents.new_event_id()
+    session.add(
+        OutboxRow(
+            event_id=event_id,
+            topic=topic,
+            key=key,
+            ce_type=message.DESCRIPTOR.full_name,
+            source=cloudevents.source_for(source_service),
+            subject=key if subject is None else subject,
+            payload=message.SerializeToString(),
+            created_at=datetime.now(UTC),
+        )
+    )
+    if notifier is not None:
+        _notify_after_commit(session, notifier)
+    return event_id
+
+
+def _notify_after_commit(session: AsyncSession, notifier: Callable[[], None]) -> None:
+    sync_session = session.sync_session
+    pending: set[Callable[[], None]] | None = sync_session.info.get(_NOTIFIERS)
+    if pending is None:
+        pending = set()
+        sync_session.info[_NOTIFIERS] = pending
+        from sqlalchemy import event
+
+        @event.listens_for(sync_session, "after_commit")
+        def _after_commit(s: Any) -> None:
+            for fn in list(s.info.get(_NOTIFIERS, ())):
+                try:
+                    fn()
+                except Exception:  # a wake-up hint must never fail the caller's commit
+                    log.exception("outbox notifier failed")
+            s.info[_NOTIFIERS] = set()
+
+    pending.add(notifier)
+
+
+@dataclass
+class _Metrics:
+    pending: Gauge
+    oldest_age: Gauge
+    published: Counter
+    failures: Counter
+
+
+_metrics_by_registry: dict[int, _Metrics] = {}
+
+
+def _metrics(reg: CollectorRegistry) -> _Metrics:
+    # One set of collectors per registry: several relays in one process (tests, the CLI) share them.
+    found = _metrics_by_registry.get(id(reg))
+    if found is None:
+        found = _Metrics(
+            pending=Gauge(
+                "vigil_outbox_pending_rows", "Outbox rows not yet published", ["service"], registry=reg
+            ),
+            oldest_age=Gauge(
+                "vigil_outbox_oldest_unsent_age_seconds",
+                "Age of the oldest unpublished outbox row (0 when none)",
+                ["service"],
+                registry=reg,
+            ),
+            published=Counter(
+                "vigil_outbox_published_total",
+                "Outbox events acknowledged by the broker",
+                ["service"],
+                registry=reg,
+            ),
+            failures=Counter(
+                "vigil_outbox_publish_failures_total",
+                "Relay rounds in which a publish to the broker failed",
+                ["service"],
+                registry=reg,
+            ),
+        )
+        _metrics_by_registry[id(reg)] = found
+    return found
+
+
+class OutboxRelay:
+    """Publishes a database's outbox to Kafka, in id order per key, until stop()."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        bootstrap: str,
+        service: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.05,
+        lease_ttl_s: float = 10.0,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        max_batch_bytes: int = 1024 * 1024,
+        producer_kw: dict[str, Any] | None = None,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.engine = engine
+        self.bootstrap = bootstrap
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.lease_ttl_s = lease_ttl_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.max_batch_bytes = max_batch_bytes
+        self.producer_kw = producer_kw or {}
+        self.holder = uuid.uuid4().hex
+        self.published = 0
+        self._metrics = _metrics(registry)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._lease_until_ms = 0
+        self._partitioner = DefaultPartitioner()
+        self._last_count = 0.0
+
+    # -- control -------------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Rows were committed: look now instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def holds_lease(self) -> bool:
+        return self._lease_until_ms > _now_ms()
+
+    async def run(self) -> None:
+        """Relay until stop(). Publish failures are retried with capped exponential backoff."""
+        self._producer = await create_producer(
+            self.bootstrap, max_batch_size=self.max_batch_bytes, linger_ms=0, **self.producer_kw
+        )
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not await self._hold_lease():
+                        await self._sleep(min(self.lease_ttl_s / 4, 1.0), wakeable=False)
+                        continue
+                    self._wake.clear()
+                    read = await self.relay_once()
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    failures += 1
+                    self._metrics.failures.labels(self.service).inc()
+                    delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (failures - 1))
+                    delay *= random.uniform(0.5, 1.0)
+                    log.warning(
+                        "outbox relay round failed; retrying",
+                        exc_info=True,
+                        extra={"service": self.service, "attempt": failures, "retry_in_s": round(delay, 3)},
+                    )
+                    await self._sleep(delay, wakeable=False)
+                    continue
+                if read < self.batch_size:
+                    await self._sleep(self.poll_interval_s, wakeable=True)
+        finally:
+            producer, self._producer = self._producer, None
+            try:
+                await producer.stop()
+            finally:
+                await self._release_lease()
+
+    async def _sleep(self, seconds: float, *, wakeable: bool) -> None:
+        waiters = [asyncio.ensure_future(self._stop.wait())]
+        if wakeable:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    # -- lease ---------------------------------------------------------------------------------
+
+    async def _hold_lease(self) -> bool:
+        now = _now_ms()
+        ttl_ms = int(self.lease_ttl_s * 1000)
+        if self._lease_until_ms - now > ttl_ms // 2:
+            return True
+        lease = relay_lease_table
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(lease)
+                .where(
+                    lease.c.name == LEASE_NAME, or_(lease.c.holder == self.holder, lease.c.expires_at < now)
+                )
+                .values(holder=self.holder, expires_at=now + ttl_ms)
+            )
+            got = result.rowcount == 1
+            if not got:
+                exists = await conn.scalar(
+                    select(func.count()).select_from(lease).where(lease.c.name == LEASE_NAME)
+                )
+                if not exists:
+                    await conn.execute(
+                        _insert_ignore(conn.dialect.name, lease, LEASE_NAME, self.holder, now + ttl_ms)
+                    )
+                    owner = await conn.scalar(select(lease.c.holder).where(lease.c.name == LEASE_NAME))
+                    got = owner == self.holder
+        if got:
+            if self._lease_until_ms <= now:
+                log.info("outbox relay holds the lease", extra={"service": self.service})
+            self._lease_until_ms = now + ttl_ms
+        else:
+            self._lease_until_ms = 0
+        return got
+
+    async def _release_lease(self) -> None:
+        if self._lease_until_ms == 0:
+            return
+        self._lease_until_ms = 0
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(relay_lease_table)
+                    .where(relay_lease_table.c.name == LEASE_NAME, relay_lease_table.c.holder == self.holder)
+                    .values(expires_at=0)
+                )
+        except Exception:
+            log.warning("could not release the outbox lease (it will expire)", exc_info=True)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def relay_once(self) -> int:
+        """One round: read up to batch_size unsent rows, publish what fits, delete what the broker acked.
+
+        Returns the number of rows read. Raises after deleting the acked rows when any partition's
+        publish failed, so run() backs off.
+        """
+        assert self._producer is not None, "run() starts the producer"
+        producer = self._producer
+        t = outbox_table
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        t.c.id,
+                        t.c.event_id,
+                        t.c.topic,
+                        t.c.key,
+                        t.c.ce_type,
+                        t.c.source,
+                        t.c.subject,
+                        t.c.payload,
+                        t.c.created_at,
+                    )
+                    .order_by(t.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if time.monotonic() - self._last_count > 1.0 or len(rows) < self.batch_size:
+                self._last_count = time.monotonic()
+                pending = (
+                    len(rows)
+                    if len(rows) < self.batch_size
+                    else await conn.scalar(select(func.count()).select_from(t))
+                )
+                self._metrics.pending.labels(self.service).set(pending or 0)
+        if not rows:
+            self._metrics.oldest_age.labels(self.service).set(0)
+            return 0
+        self._metrics.oldest_age.labels(self.service).set(
+            max(0.0, (datetime.now(UTC) - rows[0].created_at).total_seconds())
+        )
+
+        batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        full: set[tuple[str, int]] = set()
+        partitions: dict[str, list[int]] = {}
+        part_of_key: dict[tuple[str, str], int] = {}
+        for row in rows:
+            pk = (row.topic, row.key)
+            partition = part_of_key.get(pk)
+            if partition is None:
+                if row.topic not in partitions:
+                    partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
+                all_parts = partitions[row.topic]
+                partition = self._partitioner(row.key.encode(), all_parts, all_parts)
+                part_of_key[pk] = partition
+            tp = (row.topic, partition)
+            if tp in full:
+                continue  # a later row of a full partition waits for the next round, keeping order
+            entry = batches.get(tp)
+            if entry is None:
+                entry = (producer.create_batch(), [])
+                batches[tp] = entry
+            builder, ids = entry
+            headers = cloudevents.build_headers(
+                event_id=row.event_id,
+                ce_type=row.ce_type,
+                source=row.source,
+                subject=row.subject,
+                time=row.created_at,
+            )
+            meta = builder.append(
+                timestamp=int(row.created_at.timestamp() * 1000),
+                key=row.key.encode(),
+                value=row.payload,
+                headers=headers,
+            )
+            if meta is None:
+                full.add(tp)
+                continue
+            ids.append(row.id)
+
+        sends = []
+        for (topic, partition), (builder, ids) in batches.items():
+            builder.close()
+            sends.append(
+                (topic, partition, ids, await producer.send_batch(builder, topic, partition=partition))
+            )
+        results = await asyncio.gather(*(fut for *_, fut in sends), return_exceptions=True)
+
+        done: list[int] = []
+        errors: list[str] = []
+        for (topic, partition, ids, _), result in zip(sends, results, strict=True):
+            if isinstance(result, BaseException):
+                errors.append(f"{topic}[{partition}]: {result!r}")
+            else:
+                done.extend(ids)
+        if done:
+            await self._mark_sent(done)
+            self.published += len(done)
+            self._metrics.published.labels(self.service).inc(len(done))
+        if errors:
+            raise PublishError("; ".join(errors))
+        return len(rows)
+
+    async def _mark_sent(self, ids: list[int]) -> None:
+        # Deleting keeps the table as small as the backlog; the broker is the record of what was sent.
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_(ids)))
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge some partitions' batches."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _insert_ignore(dialect: str, table: Any, name: str, holder: str, expires_at: int) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).values(name=name, holder=holder, expires_at=expires_at).on_conflict_do_nothing()

@@ -1,0 +1,41 @@
+"""The benchmark report: machine facts first, then one table with the fixed columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from vigil_kit.bench import Figure, discover, render, write_report
+
+
+def test_a_figure_meets_its_target_only_at_or_above_the_ratio() -> None:
+    assert Figure.measured("f", value=50, baseline=100, min_ratio=0.5, unit="events/s").meets == "yes"
+    assert Figure.measured("f", value=49, baseline=100, min_ratio=0.5, unit="events/s").meets == "NO"
+
+
+def test_report_has_machine_facts_then_one_table(tmp_path) -> None:
+    figures = [
+        Figure.measured("relay", value=60_000, baseline=100_000, min_ratio=0.5, unit="events/s"),
+        Figure("latency", value=0.012, baseline=None, ratio=None, target="≤ 0.05 s", meets="yes", unit="s"),
+    ]
+    text = write_report(figures, tmp_path / "bench" / "REPORT.md")
+    assert (tmp_path / "bench" / "REPORT.md").read_text() == text
+    lines = text.splitlines()
+    header = lines.index("| figure | value | baseline | ratio | target | meets |")
+    facts = "\n".join(lines[:header])
+    for fact in ("CPU:", "cores", "Memory:", "Python:", "OS:", "Date:", "aiokafka"):
+        assert fact in facts
+    rows = [line for line in lines if line.startswith("| ")]
+    assert rows[1:] == [
+        "| relay | 60,000 events/s | 100,000 events/s | 0.60× | ≥ 0.5× | yes |",
+        "| latency | 0.012 s | — | — | ≤ 0.05 s | yes |",
+    ]
+    assert sum(line.startswith("|---") for line in lines) == 1
+
+
+def test_render_is_stable_for_a_given_time() -> None:
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    assert "2025-01-01 00:00 UTC" in render([], now=when)
+
+
+def test_the_kit_registers_its_outbox_figure() -> None:
+    assert "outbox" in discover()

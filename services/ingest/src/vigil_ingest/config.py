@@ -1,0 +1,19 @@
+"""The ingest service's settings: every INGEST_* environment variable, validated at start."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from vigil_kit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Ingest settings; `INGEST_GRPC_PORT` sets grpc_port, and so on for every field."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_")
+
+    service_name: str = "ingest"
+    grpc_port: int = Field(default=50052, ge=0, le=65535)
+    metrics_port: int = Field(default=9462, ge=0, le=65535, description="0 disables /metrics")
+    database_url: str = "sqlite+aiosqlite:///vigil-ingest.db"
