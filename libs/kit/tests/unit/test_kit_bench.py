@@ -39,3 +39,15 @@ def test_render_is_stable_for_a_given_time() -> None:
 
 def test_the_kit_registers_its_outbox_figure() -> None:
     assert "outbox" in discover()
+
+
+def test_bounded_figure_meets_an_upper_bound_and_refuses_above_it():
+    ok = Figure.bounded("list p99", value=12.0, unit="ms", at_most=20.0, baseline=3.0)
+    late = Figure.bounded("list p99", value=25.0, unit="ms", at_most=20.0)
+    assert (ok.meets, ok.target, ok.ratio) == ("yes", "≤ 20 ms", 4.0)
+    assert late.meets == "NO"
+
+
+def test_bounded_figure_meets_a_lower_bound_and_refuses_below_it():
+    assert Figure.bounded("keepalives", value=6000, unit="/s", at_least=5000).meets == "yes"
+    assert Figure.bounded("keepalives", value=4000, unit="/s", at_least=5000).meets == "NO"

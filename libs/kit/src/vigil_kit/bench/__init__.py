@@ -60,6 +60,30 @@ class Figure:
             notes,
         )
 
+    @classmethod
+    def bounded(
+        cls,
+        figure: str,
+        *,
+        value: float,
+        unit: str,
+        at_most: float | None = None,
+        at_least: float | None = None,
+        baseline: float | None = None,
+        notes: str = "",
+    ) -> Figure:
+        """A figure with an absolute target (e.g. p99 ≤ 20 ms, or ≥ 5,000/s). `baseline`, where given, is the
+        comparable raw operation measured in the same run, shown beside it with the ratio value / baseline."""
+        if (at_most is None) == (at_least is None):
+            raise ValueError("give exactly one of at_most and at_least")
+        if at_most is not None:
+            target, ok = f"≤ {_num(at_most)} {unit}".rstrip(), value <= at_most
+        else:
+            assert at_least is not None
+            target, ok = f"≥ {_num(at_least)} {unit}".rstrip(), value >= at_least
+        ratio = value / baseline if baseline else None
+        return cls(figure, value, baseline, ratio, target, "yes" if ok else "NO", unit, notes)
+
     def cells(self) -> list[str]:
         unit = f" {self.unit}" if self.unit else ""
         return [
