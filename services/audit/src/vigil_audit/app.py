@@ -2,22 +2,65 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vigil.audit.v1 import audit_service_pb2_grpc
 from vigil_audit import metrics
 from vigil_audit.config import Settings
+from vigil_audit.servicer import AuditServicer
+from vigil_audit.signing import load_log_key
+from vigil_audit.store import LogStore, read_engine
+from vigil_audit.writer import LogWriter
 from vigil_kit.grpc_server import ServiceBinding
 from vigil_kit.service import ServiceContext, run_service
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_NAME = "vigil.audit.v1.AuditService"
 
 
 async def build(ctx: ServiceContext) -> list[ServiceBinding]:
-    """The audit's own gRPC services (the kit adds health, reflection and WhoAmI to every server).
+    """The log writer (a worker: it starts once the topics exist) and the AuditService."""
+    settings = ctx.settings
+    assert isinstance(settings, Settings)
+    reader = read_engine(ctx.engine)
+    store = LogStore(ctx.engine, reader)
+    if reader is not ctx.engine:
+        ctx.add_worker("audit-read-engine", _Disposer(reader))
+    key = await load_log_key(ctx.engine, settings.signing_key_file)
+    writer = LogWriter(
+        store,
+        key,
+        bootstrap=settings.kafka_bootstrap,
+        lease_s=settings.writer_lease_s,
+        sth_interval_s=settings.sth_interval_s,
+        batch_max=settings.append_batch_max,
+    )
+    ctx.add_worker("audit-log-writer", writer)
+    return [
+        ServiceBinding(
+            name=SERVICE_NAME,
+            servicer=AuditServicer(store, key),
+            add_to_server=audit_service_pb2_grpc.add_AuditServiceServicer_to_server,
+        )
+    ]
 
-    Its domain RPCs arrive with their own issue; until then it serves only what the kit adds.
-    """
-    return []
+
+class _Disposer:
+    """A worker that only closes the read engine's connections when the service stops."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        await self._stop.wait()
+        await self.engine.dispose()
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 async def run(settings: Settings) -> None:

@@ -17,3 +17,21 @@ class Settings(ServiceSettings):
     grpc_port: int = Field(default=50055, ge=0, le=65535)
     metrics_port: int = Field(default=9465, ge=0, le=65535, description="0 disables /metrics")
     database_url: str = "sqlite+aiosqlite:///vigil-audit.db"
+    signing_key_file: str | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key (PKCS#8 PEM) that signs tree heads; unset: one is generated at first "
+            "start and kept in the database"
+        ),
+    )
+    writer_lease_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds the log writer's lease lasts without renewal (a crashed writer's successor waits this long)",
+    )
+    sth_interval_s: float = Field(
+        default=0.5, gt=0, le=1.0, description="Seconds between signed tree heads while the log grows"
+    )
+    append_batch_max: int = Field(
+        default=5000, ge=1, le=50_000, description="Most records appended in one transaction"
+    )
