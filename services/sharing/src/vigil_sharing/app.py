@@ -2,22 +2,109 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
+
+from vigil.registry.v1 import registry_service_pb2_grpc as reg_grpc
+from vigil.sharing.v1 import sharing_service_pb2 as pb
+from vigil.sharing.v1 import sharing_service_pb2_grpc as pb_grpc
+from vigil_kit import topics
+from vigil_kit.consumer import IdempotentConsumer
+from vigil_kit.grpc_client import make_channel
 from vigil_kit.grpc_server import ServiceBinding
 from vigil_kit.service import ServiceContext, run_service
-from vigil_sharing import metrics
+from vigil_sharing import metrics, store
+from vigil_sharing.api import SERVICE_NAME, SharingServicer
 from vigil_sharing.config import Settings
+from vigil_sharing.devices import DeviceDirectory
+from vigil_sharing.domain.model import Clock, utc_now
+from vigil_sharing.grants import ExpiryWorker, GrantBook, LocalSync, lapsed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+DEVICE_CACHE_GROUP = "sharing-device-cache"
 
 
-async def build(ctx: ServiceContext) -> list[ServiceBinding]:
-    """The sharing's own gRPC services (the kit adds health, reflection and WhoAmI to every server).
+class RegistryClient:
+    """The registry stub, on a channel opened at first use with the service's own token."""
 
-    Its domain RPCs arrive with their own issue; until then it serves only what the kit adds.
-    """
-    return []
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: reg_grpc.RegistryServiceStub | None = None
+
+    def __call__(self) -> reg_grpc.RegistryServiceStub | None:
+        token = self._settings.service_token.get_secret_value() if self._settings.service_token else ""
+        if not token:
+            return None
+        if self._stub is None:
+            self._channel = make_channel(
+                self._settings.registry_addr,
+                token=token,
+                default_timeout_s=self._settings.registry_timeout_s,
+                retry_methods=["/vigil.registry.v1.RegistryService/GetDevice"],
+            )
+            self._stub = reg_grpc.RegistryServiceStub(self._channel)
+        return self._stub
+
+
+async def seed_principal_facts(ctx: ServiceContext, settings: Settings) -> None:
+    """Record the configured principals' facts where none are recorded yet (recorded ones win)."""
+    now = datetime.now(UTC)
+    async with ctx.sessions.begin() as session:
+        for principal_id, values in settings.principal_facts.items():
+            if await store.get_principal_facts(session, principal_id) is not None:
+                continue
+            facts = pb.PrincipalFacts(
+                principal_id=principal_id,
+                unmask_right=bool(values.get("unmask_right", False)),
+                secret_clearance=bool(values.get("secret_clearance", False)),
+            )
+            await store.put_principal_facts(session, facts, now)
+
+
+async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceBinding]:
+    """The SharingService, its device cache, its local event follower and its expiry worker."""
+    settings = ctx.settings
+    assert isinstance(settings, Settings)
+    await seed_principal_facts(ctx, settings)
+    book = GrantBook(ctx.sessions)
+    await book.load()  # serve decisions from the database's grants at once; LocalSync then follows the log
+    devices = DeviceDirectory(ctx.sessions, RegistryClient(settings), timeout_s=settings.registry_timeout_s)
+    servicer = SharingServicer(
+        sessions=ctx.sessions,
+        book=book,
+        devices=devices,
+        policy=settings.policy(),
+        clock=clock,
+        notifier=ctx.relay.notify,
+        decision_batch_max=settings.authorize_batch_max,
+    )
+    ctx.add_worker(
+        "device-cache",
+        IdempotentConsumer(
+            ctx.engine,
+            bootstrap=settings.kafka_bootstrap,
+            topics=[topics.REGISTRY_EVENTS],
+            group_id=DEVICE_CACHE_GROUP,
+            name=DEVICE_CACHE_GROUP,
+            handler=devices.handle,
+        ),
+    )
+    ctx.add_worker(
+        "local-sync",
+        LocalSync(book, devices, bootstrap=settings.kafka_bootstrap, refresh_s=settings.index_refresh_s),
+    )
+    ctx.add_worker(
+        "grant-expiry",
+        ExpiryWorker(servicer.expire, lapsed(ctx.sessions, clock), interval_s=settings.expiry_interval_s),
+    )
+    return [
+        ServiceBinding(
+            name=SERVICE_NAME, servicer=servicer, add_to_server=pb_grpc.add_SharingServiceServicer_to_server
+        )
+    ]
 
 
 async def run(settings: Settings) -> None:

@@ -1,0 +1,192 @@
+"""The live state Authorize decides from: the in-memory grant index and principals' facts, kept current.
+
+- At start (and every `index_refresh_s`, as a safety net) both are rebuilt from the database.
+- The deciding process applies its own approvals and revocations before their RPC returns.
+- Every process reads vigil.sharing.events.v1 (other replicas' changes) and vigil.registry.events.v1 (device
+  facts) with its own group-less consumer from the end of the log: no group join, no committed offsets,
+  so a restart costs nothing. It positions itself at the end of each partition BEFORE rebuilding from the
+  database, so nothing published in between is missed (events are published only after their commit).
+- The expiry worker ends grants at valid_until (GrantExpired + audit), once, whichever replica gets there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vigil.sharing.v1 import events_pb2
+from vigil.sharing.v1 import sharing_service_pb2 as pb
+from vigil_kit import cloudevents, topics
+from vigil_kit.auth import Principal
+from vigil_kit.errors import VigilError
+from vigil_sharing import codec, metrics, store
+from vigil_sharing.devices import DeviceDirectory
+from vigil_sharing.domain.index import GrantIndex
+from vigil_sharing.domain.model import AccessRequest, Clock, Grant, PrincipalFacts
+
+log = logging.getLogger(__name__)
+
+_REQUEST_EVENTS = {
+    m.DESCRIPTOR.full_name: m
+    for m in (
+        events_pb2.AccessRequested,
+        events_pb2.AccessApproved,
+        events_pb2.AccessDenied,
+        events_pb2.GrantRevoked,
+        events_pb2.GrantExpired,
+    )
+}
+_FACTS_CHANGED = events_pb2.PrincipalFactsChanged.DESCRIPTOR.full_name
+
+
+class GrantBook:
+    """The grant index and principals' facts of this process (one event loop owns them)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self.index = GrantIndex()
+        self._facts: dict[str, pb.PrincipalFacts] = {}
+
+    async def load(self) -> None:
+        """Rebuild everything from the database."""
+        async with self._sessions() as session:
+            approved = await store.approved_requests(session)
+            facts = await store.all_principal_facts(session)
+        self.index.rebuild(Grant.from_request(r) for r in approved)
+        self._facts = {f.principal_id: f for f in facts}
+        metrics.ACTIVE_GRANTS.set(len(self.index))
+
+    def apply(self, request: AccessRequest) -> None:
+        """File an approved request's grant, or take out one in any other state."""
+        self.index.add(Grant.from_request(request))
+        metrics.ACTIVE_GRANTS.set(len(self.index))
+
+    def set_facts(self, facts: pb.PrincipalFacts) -> None:
+        self._facts[facts.principal_id] = facts
+
+    def facts_message(self, principal_id: str) -> pb.PrincipalFacts:
+        return self._facts.get(principal_id) or pb.PrincipalFacts(principal_id=principal_id)
+
+    def facts(self, principal: Principal) -> PrincipalFacts:
+        """The token's facts plus what sharing keeps (no record = no unmask right, no clearance, no contract)."""
+        msg = self._facts.get(principal.id)
+        if msg is None:
+            return PrincipalFacts.of(principal)
+        return PrincipalFacts.of(
+            principal,
+            unmask_right=msg.unmask_right,
+            secret_clearance=msg.secret_clearance,
+            contract=codec.from_contract(msg),
+        )
+
+    def apply_event(self, event: cloudevents.CloudEvent) -> None:
+        if event.type in _REQUEST_EVENTS:
+            msg = cloudevents.decode(event, _REQUEST_EVENTS)
+            self.apply(codec.from_access_request(msg.access_request))  # type: ignore[attr-defined]
+        elif event.type == _FACTS_CHANGED:
+            self.set_facts(events_pb2.PrincipalFactsChanged.FromString(event.data).facts)
+
+
+class LocalSync:
+    """Worker: keeps this process's grant index and device cache current from the event log."""
+
+    def __init__(
+        self, book: GrantBook, devices: DeviceDirectory, *, bootstrap: str, refresh_s: float = 30.0
+    ) -> None:
+        self.book = book
+        self.devices = devices
+        self.bootstrap = bootstrap
+        self.refresh_s = refresh_s
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+        await consumer.start()
+        try:
+            await self._position_at_end(consumer)
+            await self.book.load()  # after positioning: what is published from here on is read
+            self.ready.set()
+            loop = asyncio.get_running_loop()
+            next_refresh = loop.time() + self.refresh_s
+            while not self._stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=500)
+                for records in batch.values():
+                    for record in records:
+                        self._apply(record)
+                if loop.time() >= next_refresh:
+                    await self.book.load()
+                    next_refresh = loop.time() + self.refresh_s
+        finally:
+            await consumer.stop()
+
+    async def _position_at_end(self, consumer: AIOKafkaConsumer) -> None:
+        await consumer.topics()  # fetches metadata
+        parts = [
+            TopicPartition(t, p)
+            for t in (topics.SHARING_EVENTS, topics.REGISTRY_EVENTS)
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+
+    def _apply(self, record: object) -> None:
+        try:
+            event = cloudevents.from_record(record)
+            if event.topic == topics.SHARING_EVENTS:
+                self.book.apply_event(event)
+            else:
+                self.devices.apply(event)
+        except Exception:  # one bad record must not stop the index from following the log
+            log.exception("could not apply an event to the local state")
+
+
+class ExpiryWorker:
+    """Ends requests and grants whose validity has passed (ACC-3: a grant expires)."""
+
+    def __init__(
+        self, expire_one: Callable[[str], object], list_lapsed: Callable[[], object], *, interval_s: float
+    ) -> None:
+        self._expire_one = expire_one
+        self._list_lapsed = list_lapsed
+        self.interval_s = interval_s
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for request_id in await self._list_lapsed():  # type: ignore[misc]
+                    try:
+                        await self._expire_one(request_id)  # type: ignore[misc]
+                    except VigilError:
+                        pass  # another replica (or a revocation) got there first
+            except Exception:
+                log.exception("expiry round failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+
+
+def lapsed(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> Callable[[], object]:
+    async def find() -> list[str]:
+        async with sessions() as session:
+            return await store.lapsed_request_ids(session, clock())
+
+    return find
