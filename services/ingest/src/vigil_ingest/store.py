@@ -1,0 +1,193 @@
+"""Ingest's tables (the device cache, accepted uploads) and the async repository over them.
+
+Works on SQLite and PostgreSQL alike. An upload's sequence is a uint64 on the wire, which no SQL
+integer type holds on both databases, so it is stored as its canonical decimal text: equality is
+all the table needs (the primary key (device_id, sequence) is what makes a sequence stored once).
+Start times are seconds + nanos: nanoseconds since 1970 overflow a BIGINT after 2262.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil_kit.db import UTCDateTime
+
+METADATA = MetaData()
+
+device_cache = Table(
+    "device_cache",
+    METADATA,
+    Column("device_id", String(20), primary_key=True),
+    Column("state", String(40), nullable=False),  # vigil.registry.v1.DeviceState value name
+    Column("public_key", Text, nullable=False),  # base64 of the raw 32-byte Ed25519 key ("" if none)
+    Column("retention_days", Float, nullable=False),
+    Column("owner_unit_id", String(18), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("division_code", String(6), nullable=False),
+    # The registry's update_time of these facts: an older event never overwrites newer facts.
+    Column("source_time", UTCDateTime, nullable=True),
+    Column("cached_at", UTCDateTime, nullable=False),
+)
+
+uploads = Table(
+    "uploads",
+    METADATA,
+    Column("device_id", String(20), primary_key=True),
+    Column("sequence", String(20), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("bucket", String(63), nullable=False),
+    Column("object_key", Text, nullable=False),
+    Column("version_id", String(255), nullable=False),
+    Column("start_seconds", BigInteger, nullable=False),
+    Column("start_nanos", Integer, nullable=False),
+    Column("duration_ns", BigInteger, nullable=False),
+    Column("container", String(16), nullable=False),
+    Column("codec", String(32), nullable=False),
+    Column("retain_until", UTCDateTime, nullable=False),
+    Column("retention_days", Float, nullable=False),
+    Column("ingest_time", UTCDateTime, nullable=False),
+    Column("event_id", String(36), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What ingest needs to know about a device: is it active, its key, its retention and owner."""
+
+    device_id: str
+    state: str
+    public_key: str
+    retention_days: float
+    owner_unit_id: str
+    site_id: str = ""
+    division_code: str = ""
+    source_time: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == "DEVICE_STATE_ACTIVE"
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """One accepted upload: the first result, returned again to an idempotent replay."""
+
+    device_id: str
+    sequence: int
+    sha256: str
+    size: int
+    bucket: str
+    object_key: str
+    version_id: str
+    start_ns: int
+    duration_ns: int
+    container: str
+    codec: str
+    retain_until: datetime
+    retention_days: float
+    ingest_time: datetime
+    event_id: str
+
+
+_NS = 1_000_000_000
+
+
+async def get_device(session: AsyncSession, device_id: str) -> DeviceFacts | None:
+    row = (await session.execute(select(device_cache).where(device_cache.c.device_id == device_id))).first()
+    if row is None:
+        return None
+    return DeviceFacts(
+        device_id=row.device_id,
+        state=row.state,
+        public_key=row.public_key,
+        retention_days=row.retention_days,
+        owner_unit_id=row.owner_unit_id,
+        site_id=row.site_id,
+        division_code=row.division_code,
+        source_time=row.source_time,
+    )
+
+
+async def put_device(session: AsyncSession, facts: DeviceFacts, *, now: datetime) -> bool:
+    """Insert or replace a device's facts unless the cache already holds newer ones; True if written."""
+    current = (
+        await session.execute(
+            select(device_cache.c.source_time).where(device_cache.c.device_id == facts.device_id)
+        )
+    ).first()
+    values = {
+        "state": facts.state,
+        "public_key": facts.public_key,
+        "retention_days": facts.retention_days,
+        "owner_unit_id": facts.owner_unit_id,
+        "site_id": facts.site_id,
+        "division_code": facts.division_code,
+        "source_time": facts.source_time,
+        "cached_at": now,
+    }
+    if current is None:
+        await session.execute(device_cache.insert().values(device_id=facts.device_id, **values))
+        return True
+    stored = current.source_time
+    if stored is not None and facts.source_time is not None and facts.source_time < stored:
+        return False  # a stale event (or a registry answer overtaken by a later event)
+    await session.execute(
+        device_cache.update().where(device_cache.c.device_id == facts.device_id).values(**values)
+    )
+    return True
+
+
+async def get_upload(session: AsyncSession, device_id: str, sequence: int) -> UploadRecord | None:
+    row = (
+        await session.execute(
+            select(uploads).where(uploads.c.device_id == device_id, uploads.c.sequence == str(sequence))
+        )
+    ).first()
+    if row is None:
+        return None
+    return UploadRecord(
+        device_id=row.device_id,
+        sequence=int(row.sequence),
+        sha256=row.sha256,
+        size=row.size,
+        bucket=row.bucket,
+        object_key=row.object_key,
+        version_id=row.version_id,
+        start_ns=row.start_seconds * _NS + row.start_nanos,
+        duration_ns=row.duration_ns,
+        container=row.container,
+        codec=row.codec,
+        retain_until=row.retain_until,
+        retention_days=row.retention_days,
+        ingest_time=row.ingest_time,
+        event_id=row.event_id,
+    )
+
+
+async def add_upload(session: AsyncSession, record: UploadRecord) -> None:
+    seconds, nanos = divmod(record.start_ns, _NS)
+    await session.execute(
+        uploads.insert().values(
+            device_id=record.device_id,
+            sequence=str(record.sequence),
+            sha256=record.sha256,
+            size=record.size,
+            bucket=record.bucket,
+            object_key=record.object_key,
+            version_id=record.version_id,
+            start_seconds=seconds,
+            start_nanos=nanos,
+            duration_ns=record.duration_ns,
+            container=record.container,
+            codec=record.codec,
+            retain_until=record.retain_until,
+            retention_days=record.retention_days,
+            ingest_time=record.ingest_time,
+            event_id=record.event_id,
+        )
+    )
