@@ -10,8 +10,12 @@ from typing import Annotated
 import typer
 
 from vigil.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from vigil_cli.access_cmds import add_access_commands
+from vigil_cli.audit_cmds import audit_app
 from vigil_cli.context import ContextError, load_context, vigil_home
+from vigil_cli.gateway import gateway
 from vigil_cli.identity import DEFAULT_PRINCIPAL, SERVICES, load_directory
+from vigil_cli.ingest_cmds import ingest_app
 from vigil_cli.output import (
     EXIT_ERROR,
     EXIT_OK,
@@ -22,7 +26,9 @@ from vigil_cli.output import (
     print_table,
     run,
 )
+from vigil_cli.registry_cmds import add_registry_commands
 from vigil_cli.session import Session, session
+from vigil_cli.simulate import simulate
 from vigil_cli.up import DEFAULT_BASE_PORT, PORT_LAYOUT_HELP, grpc_channel, health_status, run_up
 from vigil_kit.embedded import port_open
 
@@ -33,6 +39,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+add_registry_commands(app)
+add_access_commands(app)
+app.add_typer(audit_app)
+app.add_typer(ingest_app)
 
 
 def _principal_names() -> list[str]:
@@ -186,3 +196,12 @@ def whoami(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         ("answered by", reply.service),
     ]
     print_table(f"whoami (--as {s.principal})", ("claim", "value"), rows)
+
+
+# Registered last so that `vigil --help` lists them after the foundation's commands.
+app.command(help="Simulate cameras uploading real, signed H.264 segments in real time, with live counters.")(
+    simulate
+)
+app.command(
+    help="Pull RTSP cameras, cut their streams at keyframes into MPEG-TS segments, sign and upload them."
+)(gateway)

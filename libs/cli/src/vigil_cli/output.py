@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import grpc
 import typer
 from google.protobuf import json_format, timestamp_pb2
@@ -121,9 +120,16 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     console.print(table(title, columns, rows))
 
 
+class UsageError(typer.BadParameter):
+    """A usage error: typer reports it on stderr and exits 2.
+
+    typer bundles its own click, so the standalone click's UsageError would escape it as a traceback
+    (exit 1); subclassing typer's BadParameter keeps every `-f` and flag error on the usage path."""
+
+
 def usage_error(message: str) -> NoReturn:
-    """Exit 2 with click's usage message."""
-    raise click.UsageError(message)
+    """Exit 2 with the message as a usage error."""
+    raise UsageError(message)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

@@ -38,6 +38,8 @@ def recorder(monkeypatch) -> Recorder:
         rec.simulator_started.set()
         await asyncio.Event().wait()
 
+    # The registry's seeding steps need a running stack (integration_tests/test_cli_registry.py).
+    monkeypatch.setattr(demo, "PLATFORM_STEPS", [demo.report_principals])
     monkeypatch.setattr(demo, "DEMO_STEPS", [demo_step])
     monkeypatch.setattr(demo, "DEMO_SIMULATORS", [simulator])
     return rec

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import click
 import grpc
 import pytest
 import typer
@@ -70,12 +69,12 @@ def test_request_file_accepts_either_field_name_style(tmp_path, document) -> Non
 def test_request_file_with_an_unknown_field_is_a_usage_error_naming_it(tmp_path) -> None:
     path = tmp_path / "request.json"
     path.write_text(json.dumps({"principal": {"colour": "red"}}))
-    with pytest.raises(click.UsageError, match="colour"):
+    with pytest.raises(output.UsageError, match="colour"):
         output.load_message(path, identity_service_pb2.WhoAmIResponse)
 
 
 def test_missing_request_file_is_a_usage_error(tmp_path) -> None:
-    with pytest.raises(click.UsageError) as info:
+    with pytest.raises(output.UsageError) as info:
         output.load_message(tmp_path / "absent.json", identity_service_pb2.WhoAmIResponse)
     assert info.value.exit_code == 2
 
@@ -119,3 +118,16 @@ def test_a_plain_status_without_rich_details_still_prints_one_line(capsys) -> No
     with pytest.raises(typer.Exit), output.rpc_errors():
         raise plain
     assert capsys.readouterr().err.strip() == "UNAVAILABLE: connection refused"
+
+
+def test_a_malformed_request_file_exits_2_through_the_vigil_command(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from vigil_cli.main import app
+
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
+    path = tmp_path / "unit.json"
+    path.write_text(json.dumps({"colour": "red"}))
+    result = CliRunner().invoke(app, ["units", "create", "-f", str(path)])
+    assert result.exit_code == 2
+    assert "colour" in result.output
