@@ -12,7 +12,7 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -190,6 +190,9 @@ class SharingServicer(pb_grpc.SharingServiceServicer):
         self.clock = clock
         self.notifier = notifier
         self.decisions = DecisionLog(sessions, notifier, decision_batch_max)
+        # Wired by app.build: the fan-out's router (learns new subscriptions at once) and Subscribe's streams.
+        self.router: Any = None
+        self.streams: Any = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -710,7 +713,16 @@ class SharingServicer(pb_grpc.SharingServiceServicer):
                     now=now,
                 ),
             )
+        if self.router is not None:
+            self.router.add(sub)
         return sub
+
+    async def Subscribe(self, request: pb.SubscribeRequest, context: Any) -> AsyncIterator[pb.PartnerEvent]:
+        """The partner unit's event stream (subscribe.py), scope enforced per event, resumable by cursor."""
+        if self.streams is None:
+            raise Unavailable("partner streams are not running in this process")
+        async for event in self.streams.stream(request, current_principal()):
+            yield event
 
     async def ListSubscriptions(
         self, request: pb.ListSubscriptionsRequest, context: Any

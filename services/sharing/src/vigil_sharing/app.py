@@ -20,7 +20,10 @@ from vigil_sharing.api import SERVICE_NAME, SharingServicer
 from vigil_sharing.config import Settings
 from vigil_sharing.devices import DeviceDirectory
 from vigil_sharing.domain.model import Clock, utc_now
+from vigil_sharing.fanout import FanOut
 from vigil_sharing.grants import ExpiryWorker, GrantBook, LocalSync, lapsed
+from vigil_sharing.partner import Router
+from vigil_sharing.subscribe import PartnerStreams
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEVICE_CACHE_GROUP = "sharing-device-cache"
@@ -65,7 +68,7 @@ async def seed_principal_facts(ctx: ServiceContext, settings: Settings) -> None:
 
 
 async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceBinding]:
-    """The SharingService, its device cache, its local event follower and its expiry worker."""
+    """The SharingService, its device cache, local event follower, expiry worker and partner fan-out."""
     settings = ctx.settings
     assert isinstance(settings, Settings)
     await seed_principal_facts(ctx, settings)
@@ -95,6 +98,22 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
     ctx.add_worker(
         "local-sync",
         LocalSync(book, devices, bootstrap=settings.kafka_bootstrap, refresh_s=settings.index_refresh_s),
+    )
+    router = Router(ctx.sessions, book.index, devices, clock, refresh_s=settings.partner_refresh_s)
+    servicer.router = router
+    servicer.streams = PartnerStreams(
+        sessions=ctx.sessions,
+        router=router,
+        bootstrap=settings.kafka_bootstrap,
+        notifier=ctx.relay.notify,
+        clock=clock,
+        poll_s=settings.partner_poll_s,
+    )
+    ctx.add_worker(
+        "partner-fanout",
+        FanOut(
+            router, bootstrap=settings.kafka_bootstrap, session_timeout_s=settings.partner_session_timeout_s
+        ),
     )
     ctx.add_worker(
         "grant-expiry",

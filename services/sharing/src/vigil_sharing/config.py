@@ -71,6 +71,19 @@ class Settings(ServiceSettings):
         default=500, ge=1, description="Authorize decisions whose audit records commit together at most"
     )
 
+    # --- partner subscriptions ---
+    partner_refresh_s: float = Field(
+        default=1.0, gt=0, description="How often the fan-out re-reads subscriptions other replicas created"
+    )
+    partner_poll_s: float = Field(
+        default=0.2, gt=0, le=1, description="Subscribe's poll: a revoked grant ends a stream within this"
+    )
+    partner_session_timeout_s: float = Field(
+        default=6.0,
+        gt=0,
+        description="The fan-out group's session timeout: a dead member is replaced after it",
+    )
+
     @model_validator(mode="after")
     def _policy_is_valid(self) -> Settings:
         # A bad knob stops the service with one line rather than silently weakening a rule.

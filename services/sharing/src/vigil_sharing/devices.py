@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import grpc
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.registry.v1 import events_pb2 as reg_events
@@ -72,8 +73,11 @@ class DeviceDirectory:
             found = await self._ask_registry(device_id)
             if found is None:
                 return None
-            async with self._sessions.begin() as session:
-                await store.put_device(session, found, datetime.now(UTC))
+            try:
+                async with self._sessions.begin() as session:
+                    await store.put_device(session, found, datetime.now(UTC))
+            except IntegrityError:  # a concurrent lookup of the same device wrote it first (PostgreSQL)
+                pass
         self._memory[device_id] = found
         return found
 
