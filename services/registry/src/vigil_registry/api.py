@@ -8,12 +8,15 @@ refused REG-1 registration is countable later by the compliance report.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
+from typing import Generic, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,6 +40,11 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 SERVICE_NAME = "vigil.registry.v1.RegistryService"
+# RegisterDevice calls committed together at most (see _GroupCommit).
+REGISTER_BATCH_MAX = 200
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _page_size(n: int) -> int:
@@ -65,6 +73,64 @@ def _division_prefix(prefix: str, field: str = "division_prefix") -> str:
     return prefix
 
 
+@dataclass(frozen=True)
+class _Registration:
+    principal: Principal
+    device: Device
+    resources: Mapping[str, Iterable[str]]
+
+
+class _GroupCommit(Generic[T, R]):
+    """Runs `commit(batch)` for whatever was submitted while the previous batch was committing.
+
+    Nothing waits for a window: a lone call commits at once, and under load each commit carries every
+    call that queued behind the one before it (at most `max_batch`), so many concurrent writers share one
+    SQLite write lock and one commit instead of queueing for it one by one.
+    """
+
+    def __init__(self, commit: Callable[[Sequence[T]], Awaitable[list[R]]], max_batch: int) -> None:
+        self._commit = commit
+        self._max = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if not self._running:
+            self._running = True
+            self._task = asyncio.create_task(self._drain(), name="registry-group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                # A caller that gave up (deadline, cancellation) before its turn is left out.
+                batch = [(item, future) for item, future in batch if not future.done()]
+                if not batch:
+                    continue
+                try:
+                    results = await self._commit([item for item, _ in batch])
+                except BaseException as e:  # every caller in the batch hears the failure
+                    for _, future in batch:
+                        if future.done():
+                            continue
+                        if isinstance(e, asyncio.CancelledError):
+                            future.cancel()
+                        else:
+                            future.set_exception(e)
+                    if not isinstance(e, Exception):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._running = False
+
+
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
     def __init__(
         self,
@@ -84,6 +150,9 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self.publisher = publisher
         self.status = status
         self.tracker = tracker
+        self._registrations: _GroupCommit[_Registration, pb.Device | Exception] = _GroupCommit(
+            self._register_batch, REGISTER_BATCH_MAX
+        )
 
     # --- refusals ----------------------------------------------------------------------------------
 
@@ -363,40 +432,83 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             # REG-1 is absolute, whoever asks: refuse the fixed list before anything else is looked at.
             rules.raise_first(rules.check_area_type(device.area_type, PlaceCategory.UNSPECIFIED, self.policy))
             access.require_writer(p, "devices")
-            try:
-                async with self.sessions.begin() as s:
-                    site = await self.store.get_site(s, device.site_id)
-                    if site is None:
-                        raise NotFound(f"site {device.site_id!r} does not exist", field="device.site_id")
-                    owner = await self.store.get_unit(s, device.owner_unit_id)
-                    if owner is None:
-                        raise NotFound(
-                            f"owner unit {device.owner_unit_id!r} does not exist",
-                            field="device.owner_unit_id",
-                        )
-                    taken = await self.store.device_exists(s, device.device_id)
-                    stored = usecases.register_device(
-                        device,
-                        site=site[0],
-                        owner=owner[0],
-                        caller=p,
-                        policy=self.policy,
-                        clock=self.clock,
-                        id_taken=taken,
-                    )
-                    await self.store.insert_device(s, stored, site[0], self.clock())
-                    msg = codec.device_to_pb(await self._record(s, device.device_id))
-                    self.publisher.registry_event(
-                        s, device.device_id, events_pb2.DeviceRegistered(device=msg, actor=p.to_proto())
-                    )
-                    self._allowed(s, p, "registry.device.register", resources)
-            except IntegrityError:
+            result = await self._registrations.submit(_Registration(p, device, resources))
+            if isinstance(result, Exception):
+                raise result
+        return result
+
+    async def _register_batch(self, batch: Sequence[_Registration]) -> list[pb.Device | Exception]:
+        """Registrations that arrived together, in one transaction (a group commit): each is checked
+        alone and yields its device or its refusal; the accepted rows, their events and audit records
+        commit together, and no caller hears of its registration before that commit."""
+        try:
+            return await self._register_together(batch)
+        except IntegrityError:
+            if len(batch) == 1:
+                device = batch[0].device
                 raise AlreadyExists(
                     f"REG-10: device id {device.device_id} is already registered; ids are unique",
                     rule="REG-10",
                     field="device.device_id",
                 ) from None
-        return msg
+        except VigilError:
+            raise
+        except Exception:
+            if len(batch) == 1:
+                raise
+            log.exception("a group of registrations failed; registering them one by one")
+        # One registration's fault must not fail the others: retry each alone.
+        out: list[pb.Device | Exception] = []
+        for one in batch:
+            try:
+                out.extend(await self._register_batch([one]))
+            except Exception as e:  # this caller's own failure (a refusal, or INTERNAL)
+                out.append(e)
+        return out
+
+    async def _register_together(self, batch: Sequence[_Registration]) -> list[pb.Device | Exception]:
+        out: list[pb.Device | Exception] = []
+        rows = []
+        async with self.sessions.begin() as s:
+            now = self.clock()
+            site_map = await self.store.sites_by_id(s, (r.device.site_id for r in batch))
+            unit_map = await self.store.units_by_id(s, (r.device.owner_unit_id for r in batch))
+            taken = await self.store.existing_device_ids(s, (r.device.device_id for r in batch))
+            for r in batch:
+                device, p = r.device, r.principal
+                try:
+                    site = site_map.get(device.site_id)
+                    if site is None:
+                        raise NotFound(f"site {device.site_id!r} does not exist", field="device.site_id")
+                    owner = unit_map.get(device.owner_unit_id)
+                    if owner is None:
+                        raise NotFound(
+                            f"owner unit {device.owner_unit_id!r} does not exist",
+                            field="device.owner_unit_id",
+                        )
+                    stored = usecases.register_device(
+                        device,
+                        site=site,
+                        owner=owner,
+                        caller=p,
+                        policy=self.policy,
+                        clock=self.clock,
+                        id_taken=device.device_id in taken,
+                    )
+                except VigilError as e:
+                    out.append(e)
+                    continue
+                taken.add(device.device_id)
+                values, record = self.store.device_row(stored, site, owner, now)
+                rows.append(values)
+                msg = codec.device_to_pb(record)
+                self.publisher.registry_event(
+                    s, device.device_id, events_pb2.DeviceRegistered(device=msg, actor=p.to_proto())
+                )
+                self._allowed(s, p, "registry.device.register", r.resources)
+                out.append(msg)
+            await self.store.insert_devices(s, rows)
+        return out
 
     async def _check_device_read(self, p: Principal, record: DeviceRecord) -> None:
         scope = access.read_scope(p, "devices")
@@ -443,12 +555,13 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             site_id=request.site_id.strip(),
         )
         async with self.sessions() as s:
-            rows = await self.store.list_devices(
+            page = await self.store.list_device_rows(
                 s, f, after=_decode_token(request.page_token), limit=limit + 1
             )
-        out = pb.ListDevicesResponse(devices=[codec.device_to_pb(r) for r in rows[:limit]])
+        rows = page.rows
+        out = pb.ListDevicesResponse(devices=codec.page_to_pb(replace(page, rows=rows[:limit])))
         if len(rows) > limit:
-            out.next_page_token = _encode_token(rows[limit - 1].device.device_id)
+            out.next_page_token = _encode_token(rows[limit - 1][0])
         return out
 
     async def UpdateDevice(self, request: pb.UpdateDeviceRequest, context: object) -> pb.Device:

@@ -9,8 +9,9 @@ page_size rows whatever the table's size.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -29,8 +30,11 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    event,
     func,
     select,
+    type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -315,6 +319,58 @@ class DeviceFilter:
     site_id: str = ""
 
 
+# The columns of a ListDevices page row, in order. Times and masks are read untyped (the driver's own
+# values: text on SQLite, datetimes on PostgreSQL; JSON text or objects) and converted by the codec.
+PAGE_COLUMNS = (
+    "device_id",
+    "site_id",
+    "owner_unit_id",
+    "name",
+    "area_type",
+    "latitude",
+    "longitude",
+    "direction_deg",
+    "capture_range_m",
+    "notice_sign_confirmed",
+    "privacy_masks",
+    "privacy_measures",
+    "vendor",
+    "model",
+    "public_key",
+    "retention_profile",
+    "retention_s",
+    "keepalive_interval_s",
+    "keepalive_timeout_count",
+    "state",
+    "last_keepalive_time",
+    "activated_at",
+    "offline_since",
+    "registered_at",
+    "updated_at",
+)
+_UNTYPED = {
+    "privacy_masks",
+    "last_keepalive_time",
+    "activated_at",
+    "offline_since",
+    "registered_at",
+    "updated_at",
+}
+_PAGE_SELECT = tuple(
+    type_coerce(devices.c[name], Text).label(name) if name in _UNTYPED else devices.c[name]
+    for name in PAGE_COLUMNS
+)
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    """Rows of PAGE_COLUMNS (tuples), and the sites and units they name, by id."""
+
+    rows: Sequence[Any]
+    sites: dict[str, Site]
+    units: dict[str, Unit]
+
+
 @dataclass(frozen=True)
 class KeepaliveView:
     """What a keepalive needs of a device (a light row, so thousands a second stay cheap)."""
@@ -332,8 +388,55 @@ def _prefix_range(column: Any, prefix: str) -> Any:
     return and_(column >= prefix, column < upper)
 
 
+# Session info key: (state, offline_since) of the devices keepalive_views read in the transaction.
+_KEEPALIVE_READ = "vigil_registry.keepalive_read"
+# Division codes under one ListDevices prefix merged branch by branch; past this, one range query.
+MAX_PAGE_BRANCHES = 64
+# Sites and units cached for ListDevices pages (a city has thousands, not millions); cleared when full.
+NAMED_CACHE_MAX = 50_000
+
+
+class _NamedCache:
+    """Sites or units by id, read through by ListDevices so a page costs one query, not three.
+
+    Correct for the single registry process that writes them: an update forgets the entry when it is
+    written and again after its commit, and a reader stores what it read only if no update was forgotten
+    meanwhile (`generation`), so an entry read before a commit cannot outlive it.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Any] = {}
+        self.generation = 0
+
+    def forget_now_and_after_commit(self, s: AsyncSession, key: str | None = None) -> None:
+        """Forget `key` (every entry when None) now and again once the caller's transaction commits."""
+
+        def forget(*_: object) -> None:
+            if key is None:
+                self.entries.clear()
+            else:
+                self.entries.pop(key, None)
+            self.generation += 1
+
+        forget()
+        event.listen(s.sync_session, "after_commit", forget, once=True)
+
+    def store(self, generation: int, found: dict[str, Any]) -> None:
+        if generation != self.generation:
+            return
+        if len(self.entries) + len(found) > NAMED_CACHE_MAX:
+            self.entries.clear()
+        self.entries.update(found)
+
+
 class RegistryStore:
     """The repository: every read and write the registry makes, each inside the caller's session."""
+
+    def __init__(self) -> None:
+        self._sites = _NamedCache()
+        self._units = _NamedCache()
+        # Division prefix → the division codes under it that have sites (a new or changed site clears it).
+        self._codes = _NamedCache()
 
     # --- units -------------------------------------------------------------------------------------
 
@@ -349,6 +452,7 @@ class RegistryStore:
         )
 
     async def update_unit(self, s: AsyncSession, unit: Unit, now: datetime) -> None:
+        self._units.forget_now_and_after_commit(s, unit.unit_id)
         await s.execute(
             update(units)
             .where(units.c.unit_id == unit.unit_id)
@@ -374,9 +478,12 @@ class RegistryStore:
         return None if row is None else (_site(row), Stamped(row.created_at, row.updated_at))
 
     async def insert_site(self, s: AsyncSession, site: Site, now: datetime) -> None:
+        self._codes.forget_now_and_after_commit(s)
         await s.execute(sites.insert().values(**_site_values(site), created_at=now, updated_at=now))
 
     async def update_site(self, s: AsyncSession, site: Site, now: datetime) -> None:
+        self._sites.forget_now_and_after_commit(s, site.site_id)
+        self._codes.forget_now_and_after_commit(s)
         await s.execute(
             update(sites).where(sites.c.site_id == site.site_id).values(**_site_values(site), updated_at=now)
         )
@@ -455,6 +562,30 @@ class RegistryStore:
     async def insert_device(self, s: AsyncSession, device: Device, site: Site, now: datetime) -> None:
         await s.execute(devices.insert().values(**_device_values(device, site, now)))
 
+    async def existing_device_ids(self, s: AsyncSession, device_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(device_ids))
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):
+            q = select(devices.c.device_id).where(devices.c.device_id.in_(ids[i : i + 500]))
+            out.update((await s.execute(q)).scalars())
+        return out
+
+    async def insert_devices(self, s: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows from `device_row` (one executemany INSERT)."""
+        if rows:
+            await s.execute(devices.insert(), list(rows))
+
+    @staticmethod
+    def device_row(
+        device: Device, site: Site, owner: Unit, now: datetime
+    ) -> tuple[dict[str, Any], DeviceRecord]:
+        """The row a new device is inserted as, and the record reading it back would give."""
+        values = _device_values(device, site, now)
+        record = DeviceRecord(
+            device=_device(SimpleNamespace(**values)), site=site, owner=owner, updated_at=now
+        )
+        return values, record
+
     async def update_device(self, s: AsyncSession, device: Device, site: Site, now: datetime) -> None:
         values = _device_values(device, site, now)
         del values["device_id"]
@@ -463,9 +594,73 @@ class RegistryStore:
     async def list_devices(
         self, s: AsyncSession, f: DeviceFilter, *, after: str, limit: int
     ) -> list[DeviceRecord]:
+        rows = (await s.execute(self._page_query(select(devices), f, after=after, limit=limit))).all()
+        site_map = await self._cached(s, self._sites, {r.site_id for r in rows}, self.sites_by_id)
+        unit_map = await self._cached(s, self._units, {r.owner_unit_id for r in rows}, self.units_by_id)
+        return [
+            DeviceRecord(
+                device=_device(r),
+                site=site_map[r.site_id],
+                owner=unit_map[r.owner_unit_id],
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+    async def list_device_rows(
+        self, s: AsyncSession, f: DeviceFilter, *, after: str, limit: int
+    ) -> DevicePage:
+        """A ListDevices page as raw rows (PAGE_COLUMNS; see DevicePage) with its sites and owners.
+
+        The hot read path: no per-row type processing or domain objects (codec.page_to_pb turns the
+        rows straight into messages), and sites and owners come from the in-process cache.
+        """
+        codes = None
+        if 0 < len(f.division_prefix) < 6:
+            codes = await self._division_codes(s, f.division_prefix)
+        if codes is not None and len(codes) == 0:
+            rows: Sequence[Any] = []
+        elif codes is not None and len(codes) <= MAX_PAGE_BRANCHES:
+            # A prefix is a range of division codes, and a range cannot also give device_id order from
+            # the (division_code, device_id) index: the database would sort every device in the range to
+            # return one page. Each code alone is an equality that can: one ordered, limited branch per
+            # code, merged (UNION ALL of at most MAX_PAGE_BRANCHES × limit rows) — a page at any size.
+            # The branches read only the ids (from the index itself); the page's rows are then read by key.
+            branches = [
+                self._page_query(
+                    select(devices.c.device_id), replace(f, division_prefix=code), after=after, limit=limit
+                )
+                .subquery()
+                .select()
+                for code in codes
+            ]
+            merged = union_all(*branches).subquery()
+            ids = select(merged.c.device_id).order_by(merged.c.device_id).limit(limit)
+            q = select(*_PAGE_SELECT).where(devices.c.device_id.in_(ids)).order_by(devices.c.device_id)
+            rows = (await s.execute(q)).all()
+        else:
+            q = self._page_query(select(*_PAGE_SELECT), f, after=after, limit=limit)
+            rows = (await s.execute(q)).all()
+        site_map = await self._cached(s, self._sites, {r[1] for r in rows}, self.sites_by_id)
+        unit_map = await self._cached(s, self._units, {r[2] for r in rows}, self.units_by_id)
+        return DevicePage(rows, site_map, unit_map)
+
+    async def _division_codes(self, s: AsyncSession, prefix: str) -> list[str]:
+        """The division codes under `prefix` that have sites (devices copy their site's code)."""
+        cached = self._codes.entries.get(prefix)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        generation = self._codes.generation
+        q = select(sites.c.division_code).where(_prefix_range(sites.c.division_code, prefix)).distinct()
+        codes = sorted((await s.execute(q)).scalars())
+        self._codes.store(generation, {prefix: codes})
+        return codes
+
+    @staticmethod
+    def _page_query(q: Any, f: DeviceFilter, *, after: str, limit: int) -> Any:
         # The page comes from the devices table alone (a join lets the planner start from sites and
-        # sort the whole result); its few sites and owners are then fetched by primary key.
-        q = select(devices).order_by(devices.c.device_id).limit(limit)
+        # sort the whole result); its few sites and owners are then looked up by primary key.
+        q = q.order_by(devices.c.device_id).limit(limit)
         if f.division_prefix:
             q = q.where(_prefix_range(devices.c.division_code, f.division_prefix))
         if f.place_category is not None:
@@ -478,18 +673,7 @@ class RegistryStore:
             q = q.where(devices.c.site_id == f.site_id)
         if after:
             q = q.where(devices.c.device_id > after)
-        rows = (await s.execute(q)).all()
-        site_map = await self.sites_by_id(s, (r.site_id for r in rows))
-        unit_map = await self.units_by_id(s, (r.owner_unit_id for r in rows))
-        return [
-            DeviceRecord(
-                device=_device(r),
-                site=site_map[r.site_id],
-                owner=unit_map[r.owner_unit_id],
-                updated_at=r.updated_at,
-            )
-            for r in rows
-        ]
+        return q
 
     # --- keepalives and status (REG-11) ------------------------------------------------------------
 
@@ -539,11 +723,52 @@ class RegistryStore:
                     ),
                     r.division_code,
                 )
+        if for_update:
+            # What write_keepalive_state compares against, in this transaction only.
+            info = s.sync_session.info
+            if _KEEPALIVE_READ not in info:
+                info[_KEEPALIVE_READ] = {}
+                event.listen(
+                    s.sync_session,
+                    "after_transaction_end",
+                    lambda *_: info.pop(_KEEPALIVE_READ, None),
+                    once=True,
+                )
+            read = info[_KEEPALIVE_READ]
+            read.update({k: (v.device.state, v.device.offline_since) for k, v in out.items()})
         return out
 
     async def write_keepalive_state(self, s: AsyncSession, changed: Sequence[Device], now: datetime) -> None:
-        """One executemany UPDATE for a batch: last keepalive, state and offline_since by device id."""
+        """A batch's keepalive state: last keepalive, state and offline_since by device id.
+
+        Most keepalives only move last_keepalive_time (an ACTIVE device stays ACTIVE): those devices,
+        when this transaction read them with keepalive_views and they share the time (a batch's now),
+        take one `UPDATE … WHERE device_id IN (…)` per 500; it leaves the state index alone and binds
+        two values instead of four per row. Devices whose state changed get the executemany UPDATE.
+        """
         if not changed:
+            return
+        read = s.sync_session.info.get(_KEEPALIVE_READ, {})
+        light: dict[datetime, list[str]] = {}
+        full: list[Device] = []
+        for d in changed:
+            before = read.get(d.device_id)
+            if (
+                before is not None
+                and before == (d.state, d.offline_since)
+                and d.last_keepalive_time is not None
+            ):
+                light.setdefault(d.last_keepalive_time, []).append(d.device_id)
+            else:
+                full.append(d)
+        for last, ids in light.items():
+            for i in range(0, len(ids), 500):
+                await s.execute(
+                    update(devices)
+                    .where(devices.c.device_id.in_(ids[i : i + 500]))
+                    .values(last_keepalive_time=last, updated_at=now)
+                )
+        if not full:
             return
         stmt = (
             update(devices)
@@ -566,7 +791,7 @@ class RegistryStore:
                     "b_off": d.offline_since,
                     "b_now": now,
                 }
-                for d in changed
+                for d in full
             ],
         )
 
@@ -632,6 +857,17 @@ class RegistryStore:
                 )
             )
         return [(u, st, ds) for (u, st), ds in sorted(grouped.items())]
+
+    @staticmethod
+    async def _cached(s: AsyncSession, cache: _NamedCache, keys: set[str], load: Any) -> dict[str, Any]:
+        found = {k: cache.entries[k] for k in keys if k in cache.entries}
+        missing = keys - found.keys()
+        if missing:
+            generation = cache.generation
+            loaded = await load(s, missing)
+            cache.store(generation, loaded)
+            found.update(loaded)
+        return found
 
     async def sites_by_id(self, s: AsyncSession, site_ids: Iterable[str]) -> dict[str, Site]:
         ids = sorted(set(site_ids))
