@@ -267,6 +267,10 @@ class Supervisor:
         self.issuer = None  # vigil_kit.auth.TokenIssuer, created in _prepare
         self.public_key_pem = b""
         self.public_key_file = data_dir / "auth" / "issuer-public-key.pem"
+        # The audit log's signing key: a file the audit service reads, so its public half is known here
+        # and goes into the context file, where `vigil audit verify` pins it.
+        self.audit_key_file = data_dir / "audit" / "log-signing-key.pem"
+        self.audit_public_key_pem = b""
         self.context: Context | None = None
         self.seed_task: asyncio.Task[None] | None = None
         self.demo_tasks: list[asyncio.Task[None]] = []
@@ -393,6 +397,14 @@ class Supervisor:
         self.public_key_pem = public_pem
         self.public_key_file.parent.mkdir(parents=True, exist_ok=True)
         self.public_key_file.write_bytes(public_pem)
+        # A fresh log key with the fresh audit database (it is deleted above, as the broker starts empty).
+        audit_private_pem, self.audit_public_key_pem = generate_keypair()
+        self.audit_key_file.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.audit_key_file.unlink()
+        fd = os.open(self.audit_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as key_out:
+            key_out.write(audit_private_pem)
 
     def _take_lock(self) -> None:
         lock_path = self.home / "up.lock"
@@ -454,6 +466,8 @@ class Supervisor:
             service_token=token,
             log_level=self.log_level,
         )
+        if svc.name == "audit":
+            settings["AUDIT_SIGNING_KEY_FILE"] = str(self.audit_key_file.resolve())
         return {**os.environ, **settings}
 
     def _spawn(self, svc: ServiceProcess, *, first: bool = False) -> None:
@@ -576,6 +590,7 @@ class Supervisor:
                 for name, t in tokens.items()
             },
             demo=self.demo_mode,
+            extra={"audit_log_public_key_pem": self.audit_public_key_pem.decode()},
         )
 
     def _refresh_context(self) -> None:

@@ -179,20 +179,54 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         if which == "record_id":
             if not request.record_id:
                 raise InvalidArgument("record_id is empty", field="record_id")
-            entry = await self.store.entry_by_record_id(request.record_id)
-            if entry is None:
-                raise NotFound(f"no record {request.record_id} in the log", field="record_id")
         elif which == "leaf_index":
             if request.leaf_index < 0:
                 raise InvalidArgument("leaf_index must not be negative", field="leaf_index")
-            entry = await self.store.entry_by_index(request.leaf_index)
-            if entry is None:
-                raise NotFound(f"no leaf {request.leaf_index} in the log", field="leaf_index")
         else:
             raise InvalidArgument("give record_id or leaf_index", field="record_id")
+        if request.tree_size == 0:
+            # Against the latest head (what `vigil audit prove` asks): entry, head and path in one read.
+            found = await self.store.latest_inclusion(
+                record_id=request.record_id if which == "record_id" else None,
+                leaf_index=request.leaf_index if which == "leaf_index" else None,
+            )
+            entry = self._found(found.entry, request, which)
+            if found.head is None:
+                await self._latest()  # raises: nothing signed yet
+            latest, latest_key = found.head  # type: ignore[misc]
+            return self._inclusion(entry, latest.tree_size, head_message(latest, latest_key), found.hashes, 0)
+        if which == "record_id":
+            entry = self._found(await self.store.entry_by_record_id(request.record_id), request, which)
+        else:
+            entry = self._found(await self.store.entry_by_index(request.leaf_index), request, which)
         size, head = await self._tree(request.tree_size, "tree_size")
+        hashes: dict = {}
+        if entry.leaf_index < size:
+            ids = list(merkle.inclusion_plan(entry.leaf_index, size).node_ids)
+            root_ids = [] if head is not None else list(merkle.frontier_ids(size))
+            hashes = await self.store.nodes(ids + root_ids)
+        return self._inclusion(entry, size, head, hashes, request.tree_size)
+
+    @staticmethod
+    def _found(
+        entry: StoredEntry | None, request: pb.GetInclusionProofRequest, which: str | None
+    ) -> StoredEntry:
+        if entry is None:
+            if which == "record_id":
+                raise NotFound(f"no record {request.record_id} in the log", field="record_id")
+            raise NotFound(f"no leaf {request.leaf_index} in the log", field="leaf_index")
+        return entry
+
+    @staticmethod
+    def _inclusion(
+        entry: StoredEntry,
+        size: int,
+        head: pb.SignedTreeHead | None,
+        hashes: dict,
+        asked_size: int,
+    ) -> pb.InclusionProof:
         if entry.leaf_index >= size:
-            if request.tree_size == 0:
+            if asked_size == 0:
                 raise FailedPrecondition(
                     f"leaf {entry.leaf_index} is not covered by a signed tree head yet (latest size {size}); "
                     "retry in a second",
@@ -202,9 +236,6 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                 f"tree_size {size} does not contain leaf {entry.leaf_index}", field="tree_size"
             )
         plan = merkle.inclusion_plan(entry.leaf_index, size)
-        ids = list(plan.node_ids)
-        root_ids = [] if head is not None else list(merkle.frontier_ids(size))
-        hashes = await self.store.nodes(ids + root_ids)
         proof = plan.assemble(hashes)
         root = (
             bytes.fromhex(head.root_hash)

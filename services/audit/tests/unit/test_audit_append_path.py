@@ -1,0 +1,168 @@
+"""The writer's fast paths: lean Kafka decoding, heads and lease in the append, proofs in one read."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from vigil_audit import app
+from vigil_audit.domain import merkle
+from vigil_audit.domain.merkle import Frontier
+from vigil_audit.domain.sth import TreeHead
+from vigil_audit.signing import LogKey
+from vigil_audit.store import LogStore, prepare_leaf, read_engine
+from vigil_audit.writer import LogWriter
+from vigil_kit import db, migrations
+from vigil_kit.audit import build_record
+from vigil_kit.auth import Principal
+from vigil_kit.cloudevents import headers_for
+
+ACTOR = Principal(id="u-1", name="Li", unit="U", unit_kind="UNIT_KIND_ENTERPRISE", roles=frozenset())
+NOW_MS = 1_750_000_000_000
+LEASE_MS = 60_000
+KEY = LogKey(Ed25519PrivateKey.generate())
+
+
+def record(i: int = 0):
+    return build_record(
+        actor=ACTOR,
+        action="archive.export",
+        source_service="archive",
+        decision="allowed",
+        resources={"device_ids": [f"cam-{i}"]},
+        now=datetime(2025, 3, 1, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[LogStore]:
+    engine = db.create_engine(database_url)
+    await migrations.upgrade(engine, app.MIGRATIONS)
+    reader = read_engine(engine)
+    try:
+        yield LogStore(engine, reader)
+    finally:
+        if reader is not engine:
+            await reader.dispose()
+        await engine.dispose()
+
+
+def kafka_record(headers: list[tuple[str, bytes | None]], value: bytes, key: bytes = b"k") -> ConsumerRecord:
+    return ConsumerRecord("t", 0, 7, 0, 0, key, value, None, len(key), len(value), tuple(headers))
+
+
+def variants() -> list[ConsumerRecord]:
+    """A good record and one of each kind the writer must reject (or parse the general way)."""
+    r = record()
+    good = headers_for(r, source_service="archive", subject=r.record_id, event_id=r.record_id)
+    value = r.SerializeToString()
+
+    def without(name: str) -> list[tuple[str, bytes | None]]:
+        return [(k, v) for k, v in good if k != name]
+
+    def replaced(name: str, new: bytes | None) -> list[tuple[str, bytes | None]]:
+        return [(k, new if k == name else v) for k, v in good]
+
+    return [
+        kafka_record(good, value),
+        kafka_record(without("ce_id"), value),
+        kafka_record(without("ce_source"), value),
+        kafka_record(without("ce_type"), value),
+        kafka_record(without("ce_time"), value),
+        kafka_record(replaced("ce_time", b"not a time"), value),
+        kafka_record(replaced("ce_type", b"vigil.other.v1.Thing"), value),
+        kafka_record(replaced("ce_type", None), value),
+        kafka_record(good, b"\xff\xff\xff"),
+        kafka_record(good, record().SerializeToString()[:0]),
+        kafka_record([*good, ("ce_type", b"vigil.other.v1.Thing")], value),
+    ]
+
+
+def test_the_lean_decoding_of_a_kafka_record_gives_the_general_path_s_verdict() -> None:
+    writer = LogWriter(None, KEY, bootstrap="unused")  # type: ignore[arg-type]
+    outcomes = [(writer._prepare(raw), writer._prepare_general(raw)) for raw in variants()]
+    assert [lean == general for lean, general in outcomes] == [True] * len(outcomes)
+    assert outcomes[0][0] is not None and outcomes[0][0].record_id
+    assert [lean is None for lean, _ in outcomes[1:]].count(False) == 1  # only the record without ce_time
+
+
+async def test_a_record_the_writer_remembers_is_skipped_as_a_duplicate(store: LogStore) -> None:
+    a, b = prepare_leaf(record(1)), prepare_leaf(record(2))
+    assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
+    out = await store.append(
+        writer_id="w1",
+        frontier=Frontier(),
+        leaves=[a, b],
+        next_offset=2,
+        now_ms=NOW_MS,
+        lease_ms=LEASE_MS,
+        recent={a.record_id},
+    )
+    assert (out.appended, out.duplicates, out.appended_ids) == (1, 1, (b.record_id,))
+
+
+async def test_a_head_signed_in_the_append_is_stored_with_the_batch_and_is_the_latest(
+    store: LogStore,
+) -> None:
+    batch = [prepare_leaf(record(i)) for i in range(3)]
+    assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
+    out = await store.append(
+        writer_id="w1",
+        frontier=Frontier(),
+        leaves=batch,
+        next_offset=3,
+        now_ms=NOW_MS,
+        lease_ms=LEASE_MS,
+        sign=lambda f: KEY.sign(TreeHead(f.size, f.root(), datetime.now(UTC))),
+        key_id=KEY.key_id,
+    )
+    stored = await store.tree_head(3)
+    assert out.head is not None and stored is not None
+    assert (stored[0], stored[1]) == (out.head, KEY.key_id)
+    assert stored[0].root_hash == merkle.merkle_root([leaf.leaf_hash for leaf in batch])
+    assert await store.latest_tree_head() == stored
+    # A reader that does not hold the lease reads the same head from the database.
+    assert await LogStore(store.engine, store.reader).latest_tree_head() == stored
+
+
+async def test_one_read_gives_an_inclusion_proof_against_the_latest_head(store: LogStore) -> None:
+    batch = [prepare_leaf(record(i)) for i in range(11)]
+    assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
+    out = await store.append(
+        writer_id="w1", frontier=Frontier(), leaves=batch, next_offset=11, now_ms=NOW_MS, lease_ms=LEASE_MS
+    )
+    await store.add_tree_head(
+        KEY.sign(TreeHead(11, out.result.root, datetime(2025, 3, 1, tzinfo=UTC))), KEY.key_id
+    )
+    # A store that is not the writer: everything comes from the database.
+    reader = LogStore(store.engine, store.reader)
+    for found in (
+        await reader.latest_inclusion(record_id=batch[6].record_id),
+        await reader.latest_inclusion(leaf_index=6),
+    ):
+        assert found.entry is not None and found.head is not None
+        assert (found.entry.leaf_index, found.entry.leaf) == (6, batch[6].leaf)
+        assert found.head == await store.tree_head(11)
+        assert found.head[0].head.timestamp == datetime(2025, 3, 1, tzinfo=UTC)
+        proof = merkle.inclusion_plan(6, 11).assemble(found.hashes)
+        assert merkle.verify_inclusion(batch[6].leaf_hash, 6, 11, proof, out.result.root)
+
+
+async def test_one_read_tells_an_unknown_record_and_an_unsigned_log_apart(store: LogStore) -> None:
+    leaf = prepare_leaf(record())
+    assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
+    await store.append(
+        writer_id="w1", frontier=Frontier(), leaves=[leaf], next_offset=1, now_ms=NOW_MS, lease_ms=LEASE_MS
+    )
+    missing = await store.latest_inclusion(record_id="no-such-record")
+    unsigned = await store.latest_inclusion(record_id=leaf.record_id)
+    assert (missing.entry, unsigned.entry is not None, unsigned.head, unsigned.hashes) == (
+        None,
+        True,
+        None,
+        {},
+    )
