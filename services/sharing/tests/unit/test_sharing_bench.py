@@ -34,3 +34,33 @@ def test_the_figure_reports_decisions_per_second_against_the_absolute_target(mon
     ctx = BenchContext(kafka_bootstrap="", s3_endpoint="", workdir=Path("."))
     (figure,) = asyncio.run(bench.figures(ctx))
     assert (figure.unit, figure.target) == ("decisions/s", "≥ 50,000 decisions/s")
+
+
+def result(*, sent: int = 1_000, errors: int = 0, seconds: float = 1.0) -> bench.LoadResult:
+    return bench.LoadResult([1.0] * (sent - errors), sent, errors, 0, seconds, {"DEADLINE_EXCEEDED": errors})
+
+
+def test_a_load_run_with_more_than_one_percent_errors_is_invalid() -> None:
+    assert result(errors=10).valid(1_000)
+    assert not result(errors=11).valid(1_000)
+
+
+def test_a_load_run_that_fell_short_of_the_offered_rate_is_invalid() -> None:
+    assert not result(seconds=2.0).valid(1_000)
+
+
+def test_the_server_side_summary_reads_the_handling_histogram_between_two_scrapes() -> None:
+    labels = (("grpc_method", "WhoAmI"), ("grpc_service", "vigil.identity.v1.IdentityService"))
+    name = "vigil_grpc_server_handling_seconds"
+
+    def scrape(n: float) -> dict:
+        return {
+            (f"{name}_count", labels): n,
+            (f"{name}_sum", labels): n * 0.002,
+            (f"{name}_bucket", (*labels, ("le", "0.001"))): 0.0,
+            (f"{name}_bucket", (*labels, ("le", "0.0025"))): n,
+            (f"{name}_bucket", (*labels, ("le", "+Inf"))): n,
+        }
+
+    seen = bench.server_side(scrape(5), scrape(105), "/vigil.identity.v1.IdentityService/WhoAmI")
+    assert seen == "server side WhoAmI: 100 calls, mean 2.00 ms, p50 ≤ 2.5 ms, p99 ≤ 2.5 ms"
