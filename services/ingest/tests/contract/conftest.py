@@ -37,11 +37,11 @@ from vigil_ingest.domain.signing import DeviceKey, SegmentHeader, generate_devic
 from vigil_ingest.store import DeviceFacts
 from vigil_kit import objectstore, topics
 from vigil_kit.auth import TokenIssuer
-from vigil_kit.embedded import EmbeddedProcess, free_port, port_open
-from vigil_kit.errors import VigilError, from_rpc_error
+from vigil_kit.embedded import EmbeddedProcess, free_port
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.migrations import outbox_table
 from vigil_kit.service import ServiceContext, run_service
+from vigil_testing.calls import service_started as _started
 from vigil_testing.poll import apoll_until
 
 HOSPITAL = ("12320200MB0000003X", "UNIT_KIND_INSTITUTION")
@@ -314,21 +314,3 @@ async def ingest(
     settings = ingest_settings(tmp_path, issuer, kafka_broker, s3_server, port)
     async with running_ingest(settings, issuer, s3_server, registry) as running:
         yield running
-
-
-async def _started(task: asyncio.Task, port: int) -> bool:
-    if task.done():
-        task.result()  # surface a start-up failure instead of timing out
-    return port_open("127.0.0.1", port)
-
-
-@contextlib.asynccontextmanager
-async def refused() -> AsyncIterator[list[VigilError]]:
-    """`async with refused() as err:` — the call inside must fail; err[0] is the error it carried."""
-    caught: list[VigilError] = []
-    try:
-        yield caught
-    except grpc.aio.AioRpcError as e:
-        caught.append(from_rpc_error(e))
-    else:
-        raise AssertionError("the call was expected to be refused")

@@ -16,9 +16,10 @@ from vigil.registry.v1 import registry_service_pb2 as registry_pb
 from vigil_ingest import store
 from vigil_ingest.domain.signing import generate_device_key
 from vigil_kit import cloudevents, kafka, topics
+from vigil_testing.calls import refused
 from vigil_testing.poll import apoll_until
 
-from .conftest import HOSPITAL, Ingest, device_id, ingest_settings, refused, running_ingest, ts_packets
+from .conftest import HOSPITAL, Ingest, device_id, ingest_settings, running_ingest, ts_packets
 
 MiB = 1024 * 1024
 

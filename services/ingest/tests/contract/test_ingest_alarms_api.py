@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from vigil.audit.v1 import audit_record_pb2
 from vigil.ingest.v1 import ingest_service_pb2 as pb
+from vigil_testing.calls import refused
 
-from .conftest import Ingest, refused
+from .conftest import Ingest
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(200) + b"\xff\xd9"
 

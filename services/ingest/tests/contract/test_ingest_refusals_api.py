@@ -13,9 +13,10 @@ from vigil.ingest.v1 import ingest_service_pb2 as pb
 from vigil.registry.v1 import registry_service_pb2 as registry_pb
 from vigil_ingest.domain.signing import generate_device_key
 from vigil_kit.errors import VigilError
+from vigil_testing.calls import refused
 from vigil_testing.poll import apoll_until
 
-from .conftest import Ingest, device_id, refused, ts_packets
+from .conftest import Ingest, device_id, ts_packets
 
 MiB = 1024 * 1024
 

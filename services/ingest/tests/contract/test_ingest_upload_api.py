@@ -10,8 +10,9 @@ from vigil.ingest.v1 import ingest_service_pb2 as pb
 from vigil_ingest.domain.upload import header_from_metadata
 from vigil_ingest.video import encode_segment
 from vigil_kit import objectstore
+from vigil_testing.calls import refused
 
-from .conftest import Ingest, refused, ts_packets
+from .conftest import Ingest, ts_packets
 
 MiB = 1024 * 1024
 

@@ -8,15 +8,13 @@ refused REG-1 registration is countable later by the compliance report.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Generic, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +25,7 @@ from vigil.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from vigil_kit import audit
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, VigilError
+from vigil_kit.groupcommit import GroupCommit
 from vigil_registry import access, codec, compliance, metrics
 from vigil_registry.domain import filing as filing_rules
 from vigil_registry.domain import rules, usecases
@@ -40,11 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 SERVICE_NAME = "vigil.registry.v1.RegistryService"
-# RegisterDevice calls committed together at most (see _GroupCommit).
+# RegisterDevice calls committed together at most (see GroupCommit).
 REGISTER_BATCH_MAX = 200
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def _page_size(n: int) -> int:
@@ -80,57 +76,6 @@ class _Registration:
     resources: Mapping[str, Iterable[str]]
 
 
-class _GroupCommit(Generic[T, R]):
-    """Runs `commit(batch)` for whatever was submitted while the previous batch was committing.
-
-    Nothing waits for a window: a lone call commits at once, and under load each commit carries every
-    call that queued behind the one before it (at most `max_batch`), so many concurrent writers share one
-    SQLite write lock and one commit instead of queueing for it one by one.
-    """
-
-    def __init__(self, commit: Callable[[Sequence[T]], Awaitable[list[R]]], max_batch: int) -> None:
-        self._commit = commit
-        self._max = max_batch
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._running = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def submit(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if not self._running:
-            self._running = True
-            self._task = asyncio.create_task(self._drain(), name="registry-group-commit")
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                # A caller that gave up (deadline, cancellation) before its turn is left out.
-                batch = [(item, future) for item, future in batch if not future.done()]
-                if not batch:
-                    continue
-                try:
-                    results = await self._commit([item for item, _ in batch])
-                except BaseException as e:  # every caller in the batch hears the failure
-                    for _, future in batch:
-                        if future.done():
-                            continue
-                        if isinstance(e, asyncio.CancelledError):
-                            future.cancel()
-                        else:
-                            future.set_exception(e)
-                    if not isinstance(e, Exception):
-                        raise
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._running = False
-
-
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
     def __init__(
         self,
@@ -150,8 +95,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self.publisher = publisher
         self.status = status
         self.tracker = tracker
-        self._registrations: _GroupCommit[_Registration, pb.Device | Exception] = _GroupCommit(
-            self._register_batch, REGISTER_BATCH_MAX
+        self._registrations: GroupCommit[_Registration, pb.Device | Exception] = GroupCommit(
+            self._register_batch, REGISTER_BATCH_MAX, name="registry-group-commit"
         )
 
     # --- refusals ----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ exactly (the real-broker path is covered by integration_tests/test_registry_flow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -26,14 +25,14 @@ from vigil.registry.v1 import registry_service_pb2 as pb
 from vigil.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from vigil_kit import topics
 from vigil_kit.auth import TokenIssuer
-from vigil_kit.embedded import free_port, port_open
-from vigil_kit.errors import VigilError, from_rpc_error
+from vigil_kit.embedded import free_port
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.migrations import outbox_table
 from vigil_kit.service import ServiceContext, run_service
 from vigil_registry import app
 from vigil_registry.config import Settings
 from vigil_registry.status import OfflineDetector
+from vigil_testing.calls import service_started as _started
 from vigil_testing.poll import apoll_until
 
 # Units of the demo city (valid GB 32100 check characters).
@@ -192,24 +191,6 @@ async def registry(tmp_path, issuer: TokenIssuer, clock: FakeClock) -> AsyncIter
         await asyncio.wait_for(task, 20)
         if reg.context is not None:
             await reg.context.engine.dispose()
-
-
-async def _started(task: asyncio.Task, port: int) -> bool:
-    if task.done():
-        task.result()  # surface a start-up failure instead of timing out
-    return port_open("127.0.0.1", port)
-
-
-@contextlib.asynccontextmanager
-async def refused() -> AsyncIterator[list[VigilError]]:
-    """`async with refused() as err:` — the call inside must fail; err[0] is the error it carried."""
-    caught: list[VigilError] = []
-    try:
-        yield caught
-    except grpc.aio.AioRpcError as e:
-        caught.append(from_rpc_error(e))
-    else:
-        raise AssertionError("the call was expected to be refused")
 
 
 # --- lawful records ----------------------------------------------------------------------------------

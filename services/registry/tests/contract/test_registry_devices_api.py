@@ -8,8 +8,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
+from vigil_testing.calls import refused
 
-from .conftest import GOV, HOSPITAL, SHOP, Registry, camera, device_id, hospital_site, refused
+from .conftest import GOV, HOSPITAL, SHOP, Registry, camera, device_id, hospital_site
 
 
 async def register(reg: Registry, device: pb.Device, who: str = "hospital") -> pb.Device:

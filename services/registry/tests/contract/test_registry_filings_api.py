@@ -7,8 +7,9 @@ import json
 import grpc
 
 from vigil.registry.v1 import registry_service_pb2 as pb
+from vigil_testing.calls import refused
 
-from .conftest import HOSPITAL, Registry, camera, device_id, hospital_site, refused
+from .conftest import HOSPITAL, Registry, camera, device_id, hospital_site
 
 
 async def in_use(reg: Registry, *serials: int) -> None:

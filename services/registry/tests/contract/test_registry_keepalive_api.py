@@ -8,9 +8,10 @@ import grpc
 
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
+from vigil_testing.calls import refused
 from vigil_testing.poll import apoll_until
 
-from .conftest import Registry, camera, device_id, refused
+from .conftest import Registry, camera, device_id
 
 
 async def active(reg: Registry, serial: int = 1, **kw) -> str:

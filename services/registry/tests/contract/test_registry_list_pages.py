@@ -10,8 +10,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from vigil.audit.v1 import audit_record_pb2
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
+from vigil_testing.calls import refused
 
-from .conftest import Registry, camera, device_id, hospital_site, refused
+from .conftest import Registry, camera, device_id, hospital_site
 
 DIVISIONS = ("320205", "320211", "320213")
 

@@ -7,8 +7,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
+from vigil_testing.calls import refused
 
-from .conftest import GOV, HOSPITAL, SHOP, Registry, refused, unit_msg
+from .conftest import GOV, HOSPITAL, SHOP, Registry, unit_msg
 
 
 async def test_an_admin_creates_a_unit_with_one_event_and_one_audit_record(registry: Registry) -> None:

@@ -8,12 +8,11 @@ together share one commit (group commit), and a decision whose record cannot be 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +24,7 @@ from vigil.sharing.v1 import sharing_service_pb2_grpc as pb_grpc
 from vigil_kit import audit, cloudevents, outbox, topics
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable, VigilError
+from vigil_kit.groupcommit import GroupCommit
 from vigil_sharing import codec, metrics, store
 from vigil_sharing.devices import DeviceDirectory
 from vigil_sharing.domain import requests as usecases
@@ -53,8 +53,6 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 READ_ALL_ROLES = (ROLE_PLATFORM_ADMIN, ROLE_PUBLIC_SECURITY_OFFICER, ROLE_AUDITOR)
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 _AUDIT_ACTIONS = {
     "ACTION_LIVE_VIEW": "video.live_view",
@@ -91,48 +89,6 @@ def _enum_name(enum: Any, value: int, fallback: str) -> str:
         return fallback
 
 
-class GroupCommit(Generic[T, R]):
-    """Runs `commit(batch)` for whatever was submitted while the previous batch was committing.
-
-    A lone call commits at once; under load each commit carries every call that queued behind the one
-    before it (at most `max_batch`), so concurrent decisions share one write lock and one commit.
-    """
-
-    def __init__(self, commit: Callable[[Sequence[T]], Awaitable[list[R]]], max_batch: int) -> None:
-        self._commit = commit
-        self._max = max_batch
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._running = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def submit(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if not self._running:
-            self._running = True
-            self._task = asyncio.create_task(self._drain(), name="sharing-group-commit")
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                try:
-                    results = await self._commit([item for item, _ in batch])
-                except BaseException as e:  # every caller in the batch hears the failure
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(e)
-                    if not isinstance(e, Exception):
-                        raise
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._running = False
-
-
 class DecisionLog:
     """Commits Authorize decisions' audit records, batched; write() returns once its record is committed."""
 
@@ -141,7 +97,9 @@ class DecisionLog:
     ) -> None:
         self._sessions = sessions
         self._notifier = notifier
-        self._group: GroupCommit[audit_record_pb2.AuditRecord, str] = GroupCommit(self._commit, max_batch)
+        self._group: GroupCommit[audit_record_pb2.AuditRecord, str] = GroupCommit(
+            self._commit, max_batch, name="sharing-decision-log"
+        )
 
     async def write(self, record: audit_record_pb2.AuditRecord) -> str:
         return await self._group.submit(record)

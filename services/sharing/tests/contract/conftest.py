@@ -9,7 +9,6 @@ The registry is a small in-process gRPC server answering GetDevice from a dict t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -30,14 +29,14 @@ from vigil.sharing.v1 import sharing_service_pb2 as pb
 from vigil.sharing.v1 import sharing_service_pb2_grpc as pb_grpc
 from vigil_kit import topics
 from vigil_kit.auth import TokenIssuer
-from vigil_kit.embedded import free_port, port_open
-from vigil_kit.errors import VigilError, from_rpc_error
+from vigil_kit.embedded import free_port
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.migrations import outbox_table
 from vigil_kit.service import ServiceContext, run_service
 from vigil_sharing import app
 from vigil_sharing.api import SharingServicer
 from vigil_sharing.config import Settings
+from vigil_testing.calls import service_started as _started
 from vigil_testing.poll import apoll_until
 
 # The demo city's units (valid GB 32100 codes) and principals.
@@ -299,21 +298,3 @@ async def sharing(
         await asyncio.wait_for(task, 20)
         if svc.context is not None:
             await svc.context.engine.dispose()
-
-
-async def _started(task: asyncio.Task, port: int) -> bool:
-    if task.done():
-        task.result()  # surface a start-up failure instead of timing out
-    return port_open("127.0.0.1", port)
-
-
-@contextlib.asynccontextmanager
-async def refused() -> AsyncIterator[list[VigilError]]:
-    """`async with refused() as err:` — the call inside must fail; err[0] is the error it carried."""
-    caught: list[VigilError] = []
-    try:
-        yield caught
-    except grpc.aio.AioRpcError as e:
-        caught.append(from_rpc_error(e))
-    else:
-        raise AssertionError("the call was expected to be refused")

@@ -10,6 +10,7 @@ from vigil.audit.v1 import audit_record_pb2
 from vigil.sharing.v1 import events_pb2
 from vigil.sharing.v1 import sharing_service_pb2 as pb
 from vigil_kit import topics
+from vigil_testing.calls import refused
 
 from .conftest import (
     Sharing,
@@ -17,7 +18,6 @@ from .conftest import (
     device_id,
     playback_request,
     principal,
-    refused,
     window,
 )
 

@@ -18,6 +18,7 @@ import grpc
 from vigil.registry.v1 import registry_service_pb2 as reg_pb
 from vigil.sharing.v1 import sharing_service_pb2 as pb
 from vigil_kit.grpc_client import make_channel
+from vigil_testing.calls import refused
 
 from .conftest import (
     PRINCIPALS,
@@ -28,7 +29,6 @@ from .conftest import (
     device_id,
     playback_request,
     principal,
-    refused,
     window,
 )
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from vigil.sharing.v1 import sharing_service_pb2 as pb
+from vigil_testing.calls import refused
 
-from .conftest import Sharing, camera, playback_request, refused
+from .conftest import Sharing, camera, playback_request
 
 
 async def _subscribe_grant(sharing: Sharing, devices: list[str]) -> pb.AccessRequest:
