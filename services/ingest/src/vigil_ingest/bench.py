@@ -400,7 +400,7 @@ async def throughput_figures(ctx: BenchContext, pool: list[PoolSegment]) -> list
         "metadata, same moto server, same run. Upload latency p50/p99: ingest "
         f"{percentile(li, 50) * 1000:.0f}/{percentile(li, 99) * 1000:.0f} ms, raw "
         f"{percentile(lr, 50) * 1000:.0f}/{percentile(lr, 99) * 1000:.0f} ms; ingest process CPU "
-        f"{cpu:.1f} s in all. Machine shared with other work: absolute numbers are pessimistic"
+        f"{cpu:.1f} s in all. {_load_note()}"
     )
     return [
         Figure.measured(
@@ -614,7 +614,7 @@ async def capacity_figures(ctx: BenchContext, pool: list[PoolSegment]) -> list[F
             value=float(best.devices if best else 0),
             unit="devices",
             at_least=100,
-            notes=how + ". Machine shared with other work (load average ~7 on 2 cores): pessimistic",
+            notes=how + f". {_load_note()}",
         ),
         Figure.bounded(
             "ingest peak memory (VmHWM) at that load",
@@ -624,6 +624,12 @@ async def capacity_figures(ctx: BenchContext, pool: list[PoolSegment]) -> list[F
             notes=f"VmHWM from /proc/<pid>/status of the ingest subprocess after its {at.devices}-device step",
         ),
     ]
+
+
+def _load_note() -> str:
+    """The machine's load when the figure was taken, so a reader can judge how noisy it was."""
+    one, five, _ = os.getloadavg()
+    return f"Load average {one:.1f}/{five:.1f} (1/5 min) on {os.cpu_count()} cores when measured"
 
 
 async def figures(ctx: BenchContext) -> list[Figure]:
