@@ -113,6 +113,9 @@ class ServiceProcess:
         """Spawn the service; with wait_serving, return once its health reports SERVING."""
         if self.name not in SERVICES:
             raise ValueError(f"unknown service {self.name!r}; expected one of {', '.join(SERVICES)}")
+        if self.alive():
+            # A second process on the same ports would fail, and replacing self.proc would orphan the first.
+            raise RuntimeError(f"{self.name} is already running (pid {self.proc.pid if self.proc else '?'})")
         self.workdir.mkdir(parents=True, exist_ok=True)
         # The service's own settings must come only from what this test passes.
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(f"{self.name.upper()}_")}
@@ -202,7 +205,8 @@ class ServiceProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def __enter__(self) -> ServiceProcess:
-        return self.start()
+        # `with ServiceProcess(...).start():` and `with ServiceProcess(...):` both start it exactly once.
+        return self if self.alive() else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
