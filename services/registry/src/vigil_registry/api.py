@@ -8,8 +8,6 @@ refused REG-1 registration is countable later by the compliance report.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -26,6 +24,7 @@ from vigil_kit import audit
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, VigilError
 from vigil_kit.groupcommit import GroupCommit
+from vigil_kit.paging import decode_token, encode_token, page_size
 from vigil_registry import access, codec, compliance, metrics
 from vigil_registry.domain import filing as filing_rules
 from vigil_registry.domain import rules, usecases
@@ -36,30 +35,9 @@ from vigil_registry.store import DeviceFilter, DeviceRecord, FilingRecord, Regis
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 SERVICE_NAME = "vigil.registry.v1.RegistryService"
 # RegisterDevice calls committed together at most (see GroupCommit).
 REGISTER_BATCH_MAX = 200
-
-
-def _page_size(n: int) -> int:
-    if n < 0:
-        raise InvalidArgument("page_size must not be negative", field="page_size")
-    return min(n or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def _encode_token(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token is not a token this service issued", field="page_token") from None
 
 
 def _division_prefix(prefix: str, field: str = "division_prefix") -> str:
@@ -177,15 +155,15 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         p = current_principal()
         async with self._audited(p, "registry.unit.list", {}):
             scope = access.read_scope(p, "units")
-        limit = _page_size(request.page_size)
+        limit = page_size(request.page_size)
         kind = None if request.kind == 0 else codec.unit_kind(request.kind)
         async with self.sessions() as s:
             rows = await self.store.list_units(
-                s, kind=kind, only=scope, after=_decode_token(request.page_token), limit=limit + 1
+                s, kind=kind, only=scope, after=decode_token(request.page_token), limit=limit + 1
             )
         out = pb.ListUnitsResponse(units=[codec.unit_to_pb(u, st) for u, st in rows[:limit]])
         if len(rows) > limit:
-            out.next_page_token = _encode_token(rows[limit - 1][0].unit_id)
+            out.next_page_token = encode_token(rows[limit - 1][0].unit_id)
         return out
 
     async def UpdateUnit(self, request: pb.UpdateUnitRequest, context: object) -> pb.Unit:
@@ -295,7 +273,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
                         field="managing_unit_id",
                     )
                 managing = scope
-        limit = _page_size(request.page_size)
+        limit = page_size(request.page_size)
         category = None if request.place_category == 0 else codec.place_category(request.place_category)
         async with self.sessions() as s:
             rows = await self.store.list_sites(
@@ -303,12 +281,12 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
                 division_prefix=_division_prefix(request.division_prefix),
                 place_category=category,
                 managing_unit_id=managing,
-                after=_decode_token(request.page_token),
+                after=decode_token(request.page_token),
                 limit=limit + 1,
             )
         out = pb.ListSitesResponse(sites=[codec.site_to_pb(site, st) for site, st in rows[:limit]])
         if len(rows) > limit:
-            out.next_page_token = _encode_token(rows[limit - 1][0].site_id)
+            out.next_page_token = encode_token(rows[limit - 1][0].site_id)
         return out
 
     async def UpdateSite(self, request: pb.UpdateSiteRequest, context: object) -> pb.Site:
@@ -489,7 +467,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
                         field="owner_unit_id",
                     )
                 owner = scope
-        limit = _page_size(request.page_size)
+        limit = page_size(request.page_size)
         f = DeviceFilter(
             division_prefix=_division_prefix(request.division_prefix),
             place_category=None
@@ -501,12 +479,12 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         )
         async with self.sessions() as s:
             page = await self.store.list_device_rows(
-                s, f, after=_decode_token(request.page_token), limit=limit + 1
+                s, f, after=decode_token(request.page_token), limit=limit + 1
             )
         rows = page.rows
         out = pb.ListDevicesResponse(devices=codec.page_to_pb(replace(page, rows=rows[:limit])))
         if len(rows) > limit:
-            out.next_page_token = _encode_token(rows[limit - 1][0])
+            out.next_page_token = encode_token(rows[limit - 1][0])
         return out
 
     async def UpdateDevice(self, request: pb.UpdateDeviceRequest, context: object) -> pb.Device:
@@ -705,8 +683,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
                         field="unit_id",
                     )
                 unit_id = scope
-        limit = _page_size(request.page_size)
-        after = _decode_token(request.page_token)
+        limit = page_size(request.page_size)
+        after = decode_token(request.page_token)
         state = None if request.state == 0 else codec.filing_state(request.state)
         async with self.sessions() as s:
             systems = await compliance.all_filings(
@@ -720,7 +698,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         out = pb.ListFilingsResponse(filings=[codec.filing_to_pb(f.filing, f.current) for f in rows[:limit]])
         if len(rows) > limit:
             last = rows[limit - 1].filing
-            out.next_page_token = _encode_token(f"{last.unit_id}/{last.site_id}")
+            out.next_page_token = encode_token(f"{last.unit_id}/{last.site_id}")
         return out
 
     async def RecordFiling(self, request: pb.RecordFilingRequest, context: object) -> pb.Filing:

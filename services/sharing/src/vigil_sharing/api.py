@@ -8,8 +8,6 @@ together share one commit (group commit), and a decision whose record cannot be 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
@@ -25,6 +23,7 @@ from vigil_kit import audit, cloudevents, outbox, topics
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable, VigilError
 from vigil_kit.groupcommit import GroupCommit
+from vigil_kit.paging import decode_token, encode_token, page_size
 from vigil_sharing import codec, metrics, store
 from vigil_sharing.devices import DeviceDirectory
 from vigil_sharing.domain import requests as usecases
@@ -49,8 +48,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "vigil.sharing.v1.SharingService"
 SOURCE = "sharing"
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 READ_ALL_ROLES = (ROLE_PLATFORM_ADMIN, ROLE_PUBLIC_SECURITY_OFFICER, ROLE_AUDITOR)
 
 
@@ -61,25 +58,6 @@ _AUDIT_ACTIONS = {
     "ACTION_SUBSCRIBE_EVENTS": "events.subscribe",
 }
 _LOG_FAILED = Decision(False, "the decision could not be logged, so access is refused", "ACC-1")
-
-
-def _page_size(n: int) -> int:
-    if n < 0:
-        raise InvalidArgument("page_size must not be negative", field="page_size")
-    return min(n or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def _encode_token(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token is not a token this service issued", field="page_token") from None
 
 
 def _enum_name(enum: Any, value: int, fallback: str) -> str:
@@ -308,8 +286,8 @@ class SharingServicer(pb_grpc.SharingServiceServicer):
         self, request: pb.ListAccessRequestsRequest, context: Any
     ) -> pb.ListAccessRequestsResponse:
         caller = current_principal()
-        limit = _page_size(request.page_size)
-        after = _decode_token(request.page_token)
+        limit = page_size(request.page_size)
+        after = decode_token(request.page_token)
         state = _enum_name(pb.RequestState, request.state, "") if request.state else None
         unit = None if caller.has_role(*READ_ALL_ROLES) else caller.unit
         async with self.sessions() as session:
@@ -324,7 +302,7 @@ class SharingServicer(pb_grpc.SharingServiceServicer):
         more = len(rows) > limit
         rows = rows[:limit]
         return pb.ListAccessRequestsResponse(
-            access_requests=rows, next_page_token=_encode_token(rows[-1].request_id) if more else ""
+            access_requests=rows, next_page_token=encode_token(rows[-1].request_id) if more else ""
         )
 
     async def _transition(
@@ -686,16 +664,16 @@ class SharingServicer(pb_grpc.SharingServiceServicer):
         self, request: pb.ListSubscriptionsRequest, context: Any
     ) -> pb.ListSubscriptionsResponse:
         caller = current_principal()
-        limit = _page_size(request.page_size)
+        limit = page_size(request.page_size)
         unit = None if caller.has_role(ROLE_PLATFORM_ADMIN, ROLE_AUDITOR) else caller.unit
         async with self.sessions() as session:
             rows = list(
                 await store.list_subscriptions(
-                    session, unit, after=_decode_token(request.page_token), limit=limit + 1
+                    session, unit, after=decode_token(request.page_token), limit=limit + 1
                 )
             )
         more = len(rows) > limit
         rows = rows[:limit]
         return pb.ListSubscriptionsResponse(
-            subscriptions=rows, next_page_token=_encode_token(rows[-1].subscription_id) if more else ""
+            subscriptions=rows, next_page_token=encode_token(rows[-1].subscription_id) if more else ""
         )
