@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +27,14 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
-_metrics_by_registry: dict[int, tuple[Counter, Counter, Counter]] = {}
+# Keyed by the registry itself, weakly: an id() could be reused by a new registry once an old one is freed.
+_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, tuple[Counter, Counter, Counter]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _metrics(reg: CollectorRegistry) -> tuple[Counter, Counter, Counter]:
-    found = _metrics_by_registry.get(id(reg))
+    found = _metrics_by_registry.get(reg)
     if found is None:
         found = (
             Counter(
@@ -44,7 +48,7 @@ def _metrics(reg: CollectorRegistry) -> tuple[Counter, Counter, Counter]:
             ),
             Counter("vigil_consumer_failures_total", "Handler runs that raised", ["consumer"], registry=reg),
         )
-        _metrics_by_registry[id(reg)] = found
+        _metrics_by_registry[reg] = found
     return found
 
 

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,12 +120,13 @@ class _Metrics:
     failures: Counter
 
 
-_metrics_by_registry: dict[int, _Metrics] = {}
+# Keyed by the registry itself, weakly: an id() could be reused by a new registry once an old one is freed.
+_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
 
 
 def _metrics(reg: CollectorRegistry) -> _Metrics:
     # One set of collectors per registry: several relays in one process (tests, the CLI) share them.
-    found = _metrics_by_registry.get(id(reg))
+    found = _metrics_by_registry.get(reg)
     if found is None:
         found = _Metrics(
             pending=Gauge(
@@ -149,7 +151,7 @@ def _metrics(reg: CollectorRegistry) -> _Metrics:
                 registry=reg,
             ),
         )
-        _metrics_by_registry[id(reg)] = found
+        _metrics_by_registry[reg] = found
     return found
 
 

@@ -39,8 +39,8 @@ from vigil_kit.embedded import EmbeddedProcess, free_port
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.kafka import create_consumer
 from vigil_kit.migrations import outbox_table
+from vigil_kit.paging import encode_token
 from vigil_registry import app, codec
-from vigil_registry.api import _encode_token
 from vigil_registry.store import _device_values, _site_values, devices, sites, units
 
 log = logging.getLogger(__name__)
@@ -363,7 +363,7 @@ def page_queries(n: int, device_ids: Sequence[str], seed_: int = 7) -> list[Page
             params["s"] = pb.DeviceState.Name(st)
         if rnd.random() < 0.8:
             after = rnd.choice(device_ids)
-            req.page_token = _encode_token(after)
+            req.page_token = encode_token(after)
             where.append("device_id > :after")
             params["after"] = after
         sql = (
