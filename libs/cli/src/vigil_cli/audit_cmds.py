@@ -34,7 +34,6 @@ from google.protobuf import json_format
 from vigil.audit.v1 import audit_record_pb2, audit_service_pb2, audit_service_pb2_grpc
 from vigil.common.v1 import time_range_pb2
 from vigil_audit.domain import sth as sth_mod
-from vigil_audit.domain.merkle import LEAF_PREFIX, verify_inclusion
 from vigil_audit.domain.sth import SignedTreeHead, TreeHead
 from vigil_audit.domain.verify import (
     FailureKind,
@@ -60,6 +59,7 @@ from vigil_cli.output import (
     usage_error,
 )
 from vigil_cli.session import Session, session
+from vigil_kit.merkle import LEAF_PREFIX, verify_inclusion
 
 # Where `vigil up` puts the audit log's public key (SubjectPublicKeyInfo PEM) in the context's `extra`.
 CONTEXT_PUBLIC_KEY = "audit_log_public_key_pem"

@@ -21,7 +21,6 @@ from vigil.audit.v1 import audit_service_pb2 as pb
 from vigil.audit.v1 import audit_service_pb2_grpc as pb_grpc
 from vigil_audit.codec import record_from_leaf
 from vigil_audit.domain.leaf import leaf_bytes
-from vigil_audit.domain.merkle import InMemoryNodeStore, inclusion_proof, leaf_hash
 from vigil_audit.domain.sth import TreeHead, key_id, sign_tree_head
 from vigil_cli.audit_cmds import CONTEXT_PUBLIC_KEY
 from vigil_cli.context import (
@@ -33,6 +32,7 @@ from vigil_cli.context import (
     write_context,
 )
 from vigil_cli.main import app
+from vigil_kit.merkle import InMemoryNodeStore, inclusion_proof, leaf_hash
 
 runner = CliRunner()
 

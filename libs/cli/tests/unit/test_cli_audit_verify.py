@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from vigil_audit.domain.leaf import leaf_bytes
-from vigil_audit.domain.merkle import Frontier, leaf_hash
 from vigil_audit.domain.sth import TreeHead, sign_tree_head
 from vigil_audit.domain.verify import entry_line_bytes, tree_head_line_bytes
 from vigil_cli.audit_cmds import CONTEXT_PUBLIC_KEY
@@ -28,6 +27,7 @@ from vigil_cli.context import (
     write_context,
 )
 from vigil_cli.main import app
+from vigil_kit.merkle import Frontier, leaf_hash
 
 runner = CliRunner()
 

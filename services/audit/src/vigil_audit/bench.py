@@ -26,7 +26,6 @@ from vigil.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from vigil_audit.app import MIGRATIONS, SERVICE_NAME
 from vigil_audit.config import Settings
 from vigil_audit.domain.leaf import leaf_bytes
-from vigil_audit.domain.merkle import Frontier, append_leaves, leaf_hash, verify_inclusion
 from vigil_audit.domain.sth import TreeHead, sign_tree_head
 from vigil_audit.domain.verify import entry_line_bytes, tree_head_line_bytes, verify_lines
 from vigil_audit.servicer import AuditServicer
@@ -42,6 +41,7 @@ from vigil_kit.embedded import free_port
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.grpc_server import ServiceBinding, build_server
 from vigil_kit.kafka import create_consumer, create_producer, ensure_topics
+from vigil_kit.merkle import Frontier, append_leaves, leaf_hash, verify_inclusion
 from vigil_kit.migrations import upgrade
 from vigil_kit.settings import ServiceSettings
 

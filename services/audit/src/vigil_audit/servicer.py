@@ -12,7 +12,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from vigil.audit.v1 import audit_service_pb2 as pb
 from vigil.audit.v1 import audit_service_pb2_grpc
 from vigil_audit import codec
-from vigil_audit.domain import merkle
 from vigil_audit.domain.sth import SignedTreeHead
 from vigil_audit.signing import LogKey
 from vigil_audit.store import (
@@ -22,6 +21,7 @@ from vigil_audit.store import (
     decode_page_token,
     encode_page_token,
 )
+from vigil_kit import merkle
 from vigil_kit.auth import current_principal
 from vigil_kit.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, PermissionDenied
 

@@ -56,10 +56,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from vigil.audit.v1 import audit_record_pb2
 from vigil_audit import codec
-from vigil_audit.domain import merkle
-from vigil_audit.domain.merkle import AppendResult, Frontier, NodeId
 from vigil_audit.domain.sth import SignedTreeHead, TreeHead
+from vigil_kit import merkle
 from vigil_kit.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, create_engine
+from vigil_kit.merkle import AppendResult, Frontier, NodeId
 
 METADATA = MetaData()
 

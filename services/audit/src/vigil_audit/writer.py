@@ -41,12 +41,12 @@ from google.protobuf.message import DecodeError
 from vigil.audit.v1 import audit_record_pb2
 from vigil_audit import metrics
 from vigil_audit.domain.leaf import LeafEncodingError
-from vigil_audit.domain.merkle import Frontier
 from vigil_audit.domain.sth import SignedTreeHead, TreeHead
 from vigil_audit.signing import LogKey
 from vigil_audit.store import LeaseLost, LogStore, PreparedLeaf, prepare_leaf
 from vigil_kit import cloudevents, topics
 from vigil_kit.kafka import create_consumer
+from vigil_kit.merkle import Frontier
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from vigil.common.v1 import time_range_pb2
 from vigil_audit import app
 from vigil_audit.codec import record_leaf
 from vigil_audit.config import Settings
-from vigil_audit.domain.merkle import leaf_hash, verify_consistency, verify_inclusion
 from vigil_audit.domain.sth import SignedTreeHead, TreeHead, load_public_key, verify
 from vigil_audit.domain.verify import entry_line_bytes, tree_head_line_bytes, verify_lines
 from vigil_kit import cloudevents, db, migrations, topics
@@ -29,6 +28,7 @@ from vigil_kit.auth import Principal, TokenIssuer
 from vigil_kit.embedded import free_port
 from vigil_kit.errors import from_rpc_error
 from vigil_kit.kafka import create_producer, ensure_topics
+from vigil_kit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from vigil_kit.outbox import OutboxRelay
 from vigil_kit.service import run_service
 from vigil_testing.poll import apoll_until

@@ -10,16 +10,15 @@ from aiokafka.structs import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vigil_audit import app
-from vigil_audit.domain import merkle
-from vigil_audit.domain.merkle import Frontier
 from vigil_audit.domain.sth import TreeHead
 from vigil_audit.signing import LogKey
 from vigil_audit.store import LogStore, prepare_leaf, read_engine
 from vigil_audit.writer import LogWriter
-from vigil_kit import db, migrations
+from vigil_kit import db, merkle, migrations
 from vigil_kit.audit import build_record
 from vigil_kit.auth import Principal
 from vigil_kit.cloudevents import headers_for
+from vigil_kit.merkle import Frontier
 
 ACTOR = Principal(id="u-1", name="Li", unit="U", unit_kind="UNIT_KIND_ENTERPRISE", roles=frozenset())
 NOW_MS = 1_750_000_000_000

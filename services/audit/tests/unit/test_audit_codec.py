@@ -9,7 +9,7 @@ from vigil.audit.v1 import audit_record_pb2
 from vigil.common.v1 import identity_pb2
 from vigil_audit.codec import record_fields, record_from_leaf, record_leaf
 from vigil_audit.domain.leaf import leaf_bytes, record_leaf_hash
-from vigil_audit.domain.merkle import leaf_hash
+from vigil_kit.merkle import leaf_hash
 
 # The domain's documented test vector (vigil_audit.domain.leaf), as the message a service would write.
 VECTOR_HASH = "635b84e241f75b0feb5a3a5eb09377cd7f0df671696b7bba7e8e7cf6dc4f216d"

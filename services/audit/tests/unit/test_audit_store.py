@@ -11,12 +11,11 @@ from alembic import command
 from alembic.config import Config
 
 from vigil_audit import app
-from vigil_audit.domain import merkle
-from vigil_audit.domain.merkle import Frontier
 from vigil_audit.store import LeaseLost, LogStore, prepare_leaf
-from vigil_kit import db, migrations
+from vigil_kit import db, merkle, migrations
 from vigil_kit.audit import build_record
 from vigil_kit.auth import Principal
+from vigil_kit.merkle import Frontier
 
 ACTOR = Principal(id="u-1", name="Li", unit="U", unit_kind="UNIT_KIND_ENTERPRISE", roles=frozenset())
 NOW_MS = 1_750_000_000_000

@@ -10,7 +10,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vigil_audit.domain.leaf import canonical_record, leaf_bytes, record_leaf_hash
-from vigil_audit.domain.merkle import Frontier, leaf_hash
 from vigil_audit.domain.sth import SignedTreeHead, TreeHead, sign_tree_head
 from vigil_audit.domain.verify import (
     FailureKind,
@@ -20,6 +19,7 @@ from vigil_audit.domain.verify import (
     verify_export,
     verify_lines,
 )
+from vigil_kit.merkle import Frontier, leaf_hash
 
 KEY = Ed25519PrivateKey.generate()
 OTHER_KEY = Ed25519PrivateKey.generate()

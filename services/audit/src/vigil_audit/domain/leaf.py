@@ -21,7 +21,7 @@ The leaf of a record is the UTF-8 encoding of one JSON object built from the rec
   which is why this is JSON and not protobuf's deterministic serialization: a third party verifies an
   export with a JSON library and SHA-256, with no schema compiler.
 
-The leaf hash is RFC 6962's ``SHA-256(0x00 || leaf bytes)`` (:func:`vigil_audit.domain.merkle.leaf_hash`).
+The leaf hash is RFC 6962's ``SHA-256(0x00 || leaf bytes)`` (:func:`vigil_kit.merkle.leaf_hash`).
 
 Test vector (also in the unit tests)::
 
@@ -63,7 +63,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vigil_audit.domain.merkle import leaf_hash
+from vigil_kit.merkle import leaf_hash
 
 # Field names in JCS order (sorted); the proto numbers them differently, which does not matter here.
 _PRINCIPAL_FIELDS = ("id", "name", "roles", "unit", "unit_kind")

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from vigil_audit.domain.leaf import format_time
-from vigil_audit.domain.merkle import HASH_SIZE
+from vigil_kit.merkle import HASH_SIZE
 
 DOMAIN_LINE = "vigil.audit.v1.SignedTreeHead"
 SIGNATURE_SIZE = 64

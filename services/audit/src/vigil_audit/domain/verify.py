@@ -44,8 +44,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from vigil_audit.domain import sth as sth_mod
 from vigil_audit.domain.leaf import LeafEncodingError, leaf_hash_as_given, record_leaf_hash
-from vigil_audit.domain.merkle import EMPTY_ROOT, LEAF_PREFIX, Frontier
 from vigil_audit.domain.sth import SignedTreeHead
+from vigil_kit.merkle import EMPTY_ROOT, LEAF_PREFIX, Frontier
 
 
 class FailureKind(StrEnum):

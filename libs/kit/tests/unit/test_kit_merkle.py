@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil_audit.domain.merkle import (
+from vigil_kit.merkle import (
     EMPTY_ROOT,
     Frontier,
     InMemoryNodeStore,

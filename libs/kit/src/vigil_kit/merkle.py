@@ -1,4 +1,4 @@
-"""RFC 6962 / RFC 9162 §2.1 Merkle tree of the audit log (AUD-1): hashes, proofs, and the stored node layout.
+"""RFC 6962 / RFC 9162 §2.1 Merkle tree (AUD-1 audit log, ARC-4 day roots of the archive): hashes, proofs, stored node layout.
 
 Hashing (RFC 9162 §2.1.1): SHA-256; a leaf is ``SHA-256(0x00 || data)``, an interior node
 ``SHA-256(0x01 || left || right)``, the empty tree ``SHA-256("")``; a tree of n > 1 leaves splits at
