@@ -1,0 +1,256 @@
+"""vigil.archive.v1.ArchiveService: the servicer (thin transport over the store and the pure domain).
+
+The servicer is one class assembled from parts: this module holds the shared plumbing (audit-first
+refusals, read authorization through roles, ownership or a sharing grant) and the index reads
+(FindSegments, GetCoverage); vigil_archive.holds adds retention and holds (ARC-2, ARC-3, ARC-6),
+vigil_archive.integrity adds verification and proofs (ARC-4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from minio import Minio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vigil.archive.v1 import archive_service_pb2 as pb
+from vigil.common.v1 import time_range_pb2
+from vigil.sharing.v1 import sharing_service_pb2 as sharing_pb
+from vigil_archive import access, codec, metrics, store
+from vigil_archive.domain import CoverageScan
+from vigil_kit import audit, outbox, topics
+from vigil_kit.auth import Principal, current_principal
+from vigil_kit.errors import InvalidArgument, Unavailable, VigilError
+from vigil_kit.paging import decode_token, encode_token, page_size
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "vigil.archive.v1.ArchiveService"
+SOURCE = "archive"
+
+Clock = Callable[[], datetime]
+# Asks sharing whether a grant lets `principal` play back the device's footage in the window.
+GrantCheck = Callable[[Principal, str, datetime, datetime], Awaitable[sharing_pb.AuthorizeResponse | None]]
+
+
+@dataclass
+class ArchiveDeps:
+    """What every part of the servicer works with."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    minio: Minio | None
+    clock: Clock
+    notifier: Callable[[], None] | None = None
+    grant_check: GrantCheck | None = None
+    max_segment: timedelta = store.MAX_SEGMENT
+    # Coverage reports at most this many gaps (gap_count still counts them all).
+    max_gaps: int = 10_000
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class ArchiveBase:
+    """Plumbing shared by the servicer's parts: audit records, events, refusals, read authorization."""
+
+    def __init__(self, deps: ArchiveDeps) -> None:
+        self.deps = deps
+        self.sessions = deps.sessions
+        self.clock = deps.clock
+
+    # --- hooks the parts extend (each calls super()) -------------------------------------------------
+
+    async def after_index(self, s: AsyncSession, row: store.IndexedSegment) -> None:
+        """Called in the indexing transaction of each newly indexed segment."""
+
+    def workers(self, settings: Any, indexer: Any) -> list[tuple[str, Any]]:
+        """The background workers the parts run (name, worker with run()/stop())."""
+        return []
+
+    # --- audit and events --------------------------------------------------------------------------
+
+    def audit(
+        self,
+        s: AsyncSession,
+        p: Principal,
+        action: str,
+        *,
+        resources: Mapping[str, Iterable[str]],
+        decision: str = audit.ALLOWED,
+        **kw: object,
+    ) -> str:
+        """Write one audit record in the caller's transaction (the access is logged first, ACC-1)."""
+        record = audit.build_record(
+            actor=p,
+            action=action,
+            source_service=SOURCE,
+            decision=decision,
+            resources={k: [i for i in v if i] for k, v in resources.items()},
+            now=self.clock(),
+            **kw,  # type: ignore[arg-type]
+        )
+        return audit.write_audit(s, record, notifier=self.deps.notifier)
+
+    def event(self, s: AsyncSession, key: str, message: object) -> str:
+        """Publish an archive event through the outbox, in the caller's transaction."""
+        return outbox.enqueue(
+            s,
+            topic=topics.ARCHIVE_EVENTS,
+            key=key,
+            message=message,  # type: ignore[arg-type]
+            source_service=SOURCE,
+            subject=key,
+            notifier=self.deps.notifier,
+        )
+
+    @contextlib.asynccontextmanager
+    async def refusals_audited(
+        self, p: Principal, action: str, resources: Mapping[str, Iterable[str]], **kw: object
+    ) -> AsyncIterator[None]:
+        """On a refusal: commit a DENIED audit record (rule id, code, field) in its own transaction, re-raise."""
+        try:
+            yield
+        except VigilError as e:
+            metrics.REFUSALS.labels(rule=e.rule or e.code.name).inc()
+            attributes = {"code": e.code.name}
+            if e.field:
+                attributes["field"] = e.field
+            async with self.sessions.begin() as s:
+                self.audit(
+                    s,
+                    p,
+                    action,
+                    resources=resources,
+                    decision=audit.DENIED,
+                    rule_id=e.rule or "",
+                    reason=e.message,
+                    attributes=attributes,
+                    **kw,
+                )
+            raise
+
+    # --- read authorization ------------------------------------------------------------------------
+
+    async def authorize_read(self, p: Principal, device_id: str, start: datetime, end: datetime) -> str:
+        """Why `p` may read the device's index in [start, end): "role", "owner" or "grant:<id>".
+
+        Roles and ownership are decided here; otherwise sharing's Authorize decides (a playback grant
+        for that device and window), and without a sharing connection the answer is no (ACC-2).
+        """
+        if not device_id:
+            raise InvalidArgument("device_id is required", field="device_id")
+        async with self.sessions() as s:
+            owner = await store.device_owner(s, device_id)
+        basis = access.read_basis(p, owner)
+        if basis is not None:
+            return basis
+        if self.deps.grant_check is not None:
+            answer = await self.deps.grant_check(p, device_id, start, end)
+            if answer is not None and answer.allowed:
+                return f"grant:{answer.grant_id}"
+        raise access.deny_read(p, device_id)
+
+    # --- shared request reading --------------------------------------------------------------------
+
+    def read_range(
+        self, msg: time_range_pb2.TimeRange, has_range: bool, *, default: timedelta = codec.DEFAULT_WINDOW
+    ) -> tuple[datetime, datetime]:
+        return codec.read_range(msg, has_range=has_range, now=self.clock(), default=default)
+
+
+class IndexReads(ArchiveBase):
+    """FindSegments and GetCoverage (ARC-5)."""
+
+    async def FindSegments(self, request: pb.FindSegmentsRequest, context: object) -> pb.FindSegmentsResponse:
+        p = current_principal()
+        resources = {"device_ids": [request.device_id]}
+        async with self.refusals_audited(p, "archive.segments.find", resources):
+            start, end = self.read_range(request.range, request.HasField("range"))
+            limit = page_size(request.page_size)
+            after = _decode_cursor(request.page_token, request.device_id, start, end)
+            basis = await self.authorize_read(p, request.device_id, start, end)
+            async with self.sessions.begin() as s:
+                rows = await store.find_segments(
+                    s,
+                    request.device_id,
+                    start,
+                    end,
+                    limit=limit + 1,
+                    after=after,
+                    max_segment=self.deps.max_segment,
+                )
+                self.audit(
+                    s,
+                    p,
+                    "archive.segments.find",
+                    resources=resources,
+                    footage=(start, end),
+                    grant_id=basis.removeprefix("grant:") if basis.startswith("grant:") else "",
+                    attributes={"basis": basis.split(":")[0], "page_size": str(limit)},
+                )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        token = _encode_cursor(request.device_id, start, end, rows[-1]) if more else ""
+        return pb.FindSegmentsResponse(segments=[codec.segment_to_pb(r) for r in rows], next_page_token=token)
+
+    async def GetCoverage(self, request: pb.GetCoverageRequest, context: object) -> pb.Coverage:
+        p = current_principal()
+        resources = {"device_ids": [request.device_id]}
+        async with self.refusals_audited(p, "archive.coverage.get", resources):
+            if not request.device_id:
+                raise InvalidArgument("device_id is required", field="device_id")
+            now = self.clock()
+            if request.HasField("range"):
+                start, end = self.read_range(request.range, True)
+            else:
+                async with self.sessions() as s:
+                    earliest = await store.earliest_start(s, request.device_id)
+                start, end = (earliest or now - codec.DEFAULT_WINDOW), now
+                if end <= start:
+                    start = end - codec.DEFAULT_WINDOW
+            basis = await self.authorize_read(p, request.device_id, start, end)
+            scan = CoverageScan(request.device_id, start, end, max_gaps=self.deps.max_gaps)
+            async with self.sessions() as s:
+                async for seg in store.stream_segments(
+                    s, request.device_id, start, end, max_segment=self.deps.max_segment
+                ):
+                    scan.add(seg.ref)
+            result = scan.result()
+            async with self.sessions.begin() as s:
+                self.audit(
+                    s,
+                    p,
+                    "archive.coverage.get",
+                    resources=resources,
+                    footage=(start, end),
+                    attributes={"basis": basis.split(":")[0]},
+                )
+        return codec.coverage_to_pb(result)
+
+
+def _encode_cursor(device_id: str, start: datetime, end: datetime, last: store.IndexedSegment) -> str:
+    # The token binds the query it continues: reused with another device or range it is refused.
+    return encode_token(
+        "|".join(
+            [device_id, start.isoformat(), end.isoformat(), last.ref.start.isoformat(), str(last.row_id)]
+        )
+    )
+
+
+def _decode_cursor(token: str, device_id: str, start: datetime, end: datetime) -> tuple[datetime, int] | None:
+    if not token:
+        return None
+    try:
+        dev, t0, t1, after_start, after_id = decode_token(token).split("|")
+        if (dev, t0, t1) != (device_id, start.isoformat(), end.isoformat()):
+            raise ValueError("token was issued for another query")
+        return datetime.fromisoformat(after_start), int(after_id)
+    except (ValueError, VigilError) as exc:
+        raise InvalidArgument(f"page_token does not continue this query: {exc}", field="page_token") from None
+
+
+class ArchiveUnavailable(Unavailable):
+    """Object storage could not be reached for a call that needs it."""

@@ -1,0 +1,125 @@
+"""Mapping between vigil.archive.v1 / vigil.ingest.v1 messages and the archive's domain types, in one place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from vigil.archive.v1 import archive_service_pb2 as pb
+from vigil.common.v1 import time_range_pb2
+from vigil.ingest.v1 import events_pb2 as ingest_events
+from vigil.ingest.v1 import ingest_service_pb2 as ingest_pb
+from vigil_archive.domain import Coverage, Hold, SegmentRef, check_range
+from vigil_archive.store import IndexedSegment
+from vigil_kit.errors import InvalidArgument
+
+CONTAINER_NAMES = {ingest_pb.CONTAINER_MPEG_TS: "ts", ingest_pb.CONTAINER_FMP4: "mp4"}
+DEFAULT_WINDOW = timedelta(hours=24)
+
+
+def ts(t: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(t.astimezone(UTC))
+    return out
+
+
+def from_ts(t: Timestamp) -> datetime:
+    return t.ToDatetime(tzinfo=UTC)
+
+
+def time_range(start: datetime, end: datetime) -> time_range_pb2.TimeRange:
+    return time_range_pb2.TimeRange(start_time=ts(start), end_time=ts(end))
+
+
+def read_range(
+    msg: time_range_pb2.TimeRange,
+    *,
+    has_range: bool,
+    now: datetime,
+    default: timedelta = DEFAULT_WINDOW,
+    field: str = "range",
+) -> tuple[datetime, datetime]:
+    """The request's [start, end): the last `default` when unset; an unset end is now, an unset start
+    is `default` before the end; INVALID_ARGUMENT naming the field when start is not before end."""
+    if not has_range:
+        return now - default, now
+    end = from_ts(msg.end_time) if msg.HasField("end_time") else now
+    start = from_ts(msg.start_time) if msg.HasField("start_time") else end - default
+    check_range(start, end, field=field)
+    return start, end
+
+
+def segment_from_event(event: ingest_events.SegmentIngested) -> SegmentRef:
+    """The index's view of an ingested object version; INVALID_ARGUMENT when the event cannot be one."""
+    try:
+        return SegmentRef(
+            device_id=event.device_id,
+            start=from_ts(event.start_time),
+            end=from_ts(event.end_time),
+            bucket=event.bucket,
+            key=event.key,
+            version_id=event.version_id,
+            size=event.size,
+            sha256=event.sha256,
+            retain_until=from_ts(event.retain_until),
+        )
+    except ValueError as exc:
+        raise InvalidArgument(f"SegmentIngested cannot be indexed: {exc}", field="segment") from exc
+
+
+def segment_to_pb(seg: IndexedSegment, hold_ids: frozenset[str] | None = None) -> pb.Segment:
+    ref = seg.ref
+    return pb.Segment(
+        device_id=ref.device_id,
+        sequence=seg.sequence,
+        start_time=ts(ref.start),
+        end_time=ts(ref.end),
+        bucket=ref.bucket,
+        key=ref.key,
+        version_id=ref.version_id,
+        size=ref.size,
+        sha256=ref.sha256,
+        retain_until=ts(ref.retain_until),
+        hold_ids=sorted(ref.hold_ids if hold_ids is None else hold_ids),
+        owner_unit_id=seg.owner_unit_id,
+        codec=seg.codec,
+        container=seg.container,
+    )
+
+
+def hold_to_pb(hold: Hold, covered: int = 0) -> pb.Hold:
+    msg = pb.Hold(
+        hold_id=hold.hold_id,
+        device_ids=sorted(hold.device_ids),
+        range=time_range(hold.start, hold.end),
+        case_reference=hold.case_reference,
+        reason=hold.reason,
+        important=hold.important,
+        placed_by=hold.placed_by,
+        place_time=ts(hold.placed_at),
+        released_by=hold.released_by,
+        covered_segments=covered,
+    )
+    if hold.released_at is not None:
+        msg.release_time.CopyFrom(ts(hold.released_at))
+    return msg
+
+
+def coverage_to_pb(cov: Coverage) -> pb.Coverage:
+    msg = pb.Coverage(
+        device_id=cov.device_id,
+        range=time_range(cov.start, cov.end),
+        percent_covered=cov.percent,
+        gaps=[pb.Gap(start_time=ts(g.start), end_time=ts(g.end)) for g in cov.gaps],
+        gap_count=cov.gap_count,
+        segment_count=cov.segments,
+    )
+    for name, value in (
+        ("earliest", cov.earliest),
+        ("latest", cov.latest),
+        ("continuous_since", cov.continuous_since),
+    ):
+        if value is not None:
+            getattr(msg, name).CopyFrom(ts(value))
+    return msg

@@ -1,0 +1,547 @@
+"""The archive database: the segment index keyed by object version, holds, device-day roots, findings.
+
+One row per stored object *version* (ARC-4: S3 accepts a newer PUT over a locked key, so the key
+alone does not name the original). Rows are looked up by (device, start time) for FindSegments and
+coverage, by retain-until for the sweeper, and by (bucket, key, version) for everything else.
+SQLite and PostgreSQL alike; times are UTC (vigil_kit.db.UTCDateTime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil_archive.domain import Hold, SegmentRef
+from vigil_kit.db import UTCDateTime
+
+METADATA = MetaData()
+
+# The longest segment ingest accepts by default (INGEST_MAX_SEGMENT_SECONDS); bounds the index range
+# FindSegments scans from below. The archive's setting of the same name must be at least ingest's.
+MAX_SEGMENT = timedelta(minutes=10)
+
+# INTEGER PRIMARY KEY is SQLite's rowid (autoincrementing); BIGSERIAL on PostgreSQL.
+RowId = BigInteger().with_variant(Integer, "sqlite")
+
+segments_table = Table(
+    "archive_segments",
+    METADATA,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("device_id", String(32), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=False),
+    # UTC day of start_time (YYYY-MM-DD): the device-day a segment's Merkle leaf belongs to.
+    Column("day", String(10), nullable=False),
+    Column("bucket", String(63), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("version_id", String(128), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("retain_until", UTCDateTime, nullable=False),
+    Column("owner_unit_id", String(64), nullable=False),
+    Column("codec", String(32), nullable=False),
+    Column("container", String(8), nullable=False),
+    # Whether the archive set an S3 legal hold on the version (ARC-6), so release knows to clear it.
+    Column("legal_hold", Boolean, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("index_time", UTCDateTime, nullable=False),
+    UniqueConstraint("bucket", "key", "version_id", name="uq_archive_segments_object"),
+    Index("ix_archive_segments_device_start", "device_id", "start_time", "id"),
+    Index("ix_archive_segments_retain", "retain_until", "id"),
+    Index("ix_archive_segments_key", "key"),
+)
+
+holds_table = Table(
+    "archive_holds",
+    METADATA,
+    Column("hold_id", String(64), primary_key=True),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=False),
+    Column("case_reference", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("important", Boolean, nullable=False),
+    Column("placed_by", String(255), nullable=False),
+    Column("place_time", UTCDateTime, nullable=False),
+    Column("release_time", UTCDateTime, nullable=True),
+    Column("released_by", String(255), nullable=False),
+    Column("covered_segments", BigInteger, nullable=False),
+    Index("ix_archive_holds_active", "release_time"),
+)
+
+hold_devices_table = Table(
+    "archive_hold_devices",
+    METADATA,
+    Column("hold_id", String(64), primary_key=True),
+    Column("device_id", String(32), primary_key=True),
+    Index("ix_archive_hold_devices_device", "device_id"),
+)
+
+day_roots_table = Table(
+    "archive_day_roots",
+    METADATA,
+    Column("device_id", String(32), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("leaf_count", BigInteger, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    # Set when the day's segments changed since the root was computed.
+    Column("dirty", Boolean, nullable=False),
+    Column("update_time", UTCDateTime, nullable=False),
+    Index("ix_archive_day_roots_dirty", "dirty"),
+)
+
+findings_table = Table(
+    "archive_findings",
+    METADATA,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("device_id", String(32), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("version_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("detected_by", String(16), nullable=False),
+    Column("detect_time", UTCDateTime, nullable=False),
+    # One report per (object, kind): a scrubber that sees it again does not flood the log.
+    UniqueConstraint("key", "version_id", "kind", name="uq_archive_findings_object_kind"),
+)
+
+state_table = Table(
+    "archive_state",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("update_time", UTCDateTime, nullable=False),
+)
+
+SEGMENT_COLUMNS = (
+    segments_table.c.id,
+    segments_table.c.device_id,
+    segments_table.c.sequence,
+    segments_table.c.start_time,
+    segments_table.c.end_time,
+    segments_table.c.bucket,
+    segments_table.c.key,
+    segments_table.c.version_id,
+    segments_table.c.size,
+    segments_table.c.sha256,
+    segments_table.c.retain_until,
+    segments_table.c.owner_unit_id,
+    segments_table.c.codec,
+    segments_table.c.container,
+    segments_table.c.legal_hold,
+)
+
+
+@dataclass(frozen=True)
+class IndexedSegment:
+    """One index row: the domain's SegmentRef plus what the index keeps beside it."""
+
+    row_id: int
+    ref: SegmentRef
+    sequence: int
+    owner_unit_id: str
+    codec: str
+    container: str
+    legal_hold: bool
+
+
+def _row(row: Any, hold_ids: Iterable[str] = ()) -> IndexedSegment:
+    return IndexedSegment(
+        row_id=row.id,
+        ref=SegmentRef(
+            device_id=row.device_id,
+            start=row.start_time,
+            end=row.end_time,
+            bucket=row.bucket,
+            key=row.key,
+            version_id=row.version_id,
+            size=row.size,
+            sha256=row.sha256,
+            retain_until=row.retain_until,
+            hold_ids=frozenset(hold_ids),
+        ),
+        sequence=row.sequence,
+        owner_unit_id=row.owner_unit_id,
+        codec=row.codec,
+        container=row.container,
+        legal_hold=row.legal_hold,
+    )
+
+
+def day_of(t: datetime) -> str:
+    """The UTC day a time falls on, as the index stores it."""
+    return t.strftime("%Y-%m-%d")
+
+
+async def insert_segment(
+    session: AsyncSession,
+    seg: SegmentRef,
+    *,
+    sequence: int,
+    owner_unit_id: str,
+    codec: str,
+    container: str,
+    legal_hold: bool,
+    source: str,
+    now: datetime,
+) -> bool:
+    """Index one object version; False when that version is already indexed (nothing changes)."""
+    existing = await session.scalar(
+        select(segments_table.c.id).where(
+            segments_table.c.bucket == seg.bucket,
+            segments_table.c.key == seg.key,
+            segments_table.c.version_id == seg.version_id,
+        )
+    )
+    if existing is not None:
+        return False
+    await session.execute(
+        segments_table.insert().values(
+            device_id=seg.device_id,
+            sequence=sequence,
+            start_time=seg.start,
+            end_time=seg.end,
+            day=day_of(seg.start),
+            bucket=seg.bucket,
+            key=seg.key,
+            version_id=seg.version_id,
+            size=seg.size,
+            sha256=seg.sha256,
+            retain_until=seg.retain_until,
+            owner_unit_id=owner_unit_id,
+            codec=codec,
+            container=container,
+            legal_hold=legal_hold,
+            source=source,
+            index_time=now,
+        )
+    )
+    await mark_day_dirty(session, seg.device_id, day_of(seg.start), now)
+    return True
+
+
+async def mark_day_dirty(session: AsyncSession, device_id: str, day: str, now: datetime) -> None:
+    """Flag a device-day's root for recomputation (its segments changed)."""
+    updated = await session.execute(
+        update(day_roots_table)
+        .where(day_roots_table.c.device_id == device_id, day_roots_table.c.day == day)
+        .values(dirty=True, update_time=now)
+    )
+    if updated.rowcount == 0:
+        await session.execute(
+            day_roots_table.insert().values(
+                device_id=device_id, day=day, leaf_count=0, root=b"", dirty=True, update_time=now
+            )
+        )
+
+
+async def find_segments(
+    session: AsyncSession,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
+    max_segment: timedelta = MAX_SEGMENT,
+) -> list[IndexedSegment]:
+    """Segments of one device overlapping [start, end), in (start time, row id) order, after a cursor.
+
+    The scan walks the (device_id, start_time, id) index from the earliest start that can still
+    overlap (a segment starting before `start` overlaps only when it ends after it; segments are at
+    most `max_segment` long, so the lower bound stays an index range).
+    """
+    t = segments_table.c
+    query = select(*SEGMENT_COLUMNS).where(
+        t.device_id == device_id,
+        t.start_time >= start - max_segment,
+        t.start_time < end,
+        t.end_time > start,
+    )
+    if after is not None:
+        after_start, after_id = after
+        query = query.where(
+            or_(t.start_time > after_start, and_(t.start_time == after_start, t.id > after_id))
+        )
+    query = query.order_by(t.start_time, t.id).limit(limit)
+    rows = (await session.execute(query)).all()
+    return [_row(r) for r in rows]
+
+
+async def stream_segments(
+    session: AsyncSession,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    chunk: int = 5000,
+    max_segment: timedelta = MAX_SEGMENT,
+) -> AsyncIterator[IndexedSegment]:
+    """Every segment of a device overlapping [start, end), in time order, fetched in keyset chunks."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        page = await find_segments(
+            session, device_id, start, end, limit=chunk, after=after, max_segment=max_segment
+        )
+        for seg in page:
+            yield seg
+        if len(page) < chunk:
+            return
+        after = (page[-1].ref.start, page[-1].row_id)
+
+
+async def get_segment(session: AsyncSession, key: str, version_id: str = "") -> IndexedSegment | None:
+    """The indexed version of a key (the newest indexed one when version_id is empty)."""
+    t = segments_table.c
+    query = select(*SEGMENT_COLUMNS).where(t.key == key)
+    if version_id:
+        query = query.where(t.version_id == version_id)
+    row = (await session.execute(query.order_by(t.id.desc()).limit(1))).first()
+    return _row(row) if row is not None else None
+
+
+async def earliest_start(session: AsyncSession, device_id: str) -> datetime | None:
+    return await session.scalar(
+        select(func.min(segments_table.c.start_time)).where(segments_table.c.device_id == device_id)
+    )
+
+
+async def device_owner(session: AsyncSession, device_id: str) -> str | None:
+    """The owner unit the device's newest indexed segment names (None: the archive holds nothing of it)."""
+    t = segments_table.c
+    return await session.scalar(
+        select(t.owner_unit_id).where(t.device_id == device_id).order_by(t.start_time.desc()).limit(1)
+    )
+
+
+async def day_leaves(session: AsyncSession, device_id: str, day: str) -> list[IndexedSegment]:
+    """The device-day's segments in Merkle leaf order: start time, then row id."""
+    t = segments_table.c
+    rows = (
+        await session.execute(
+            select(*SEGMENT_COLUMNS)
+            .where(t.device_id == device_id, t.day == day)
+            .order_by(t.start_time, t.id)
+        )
+    ).all()
+    return [_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class DayRootRow:
+    device_id: str
+    day: str
+    leaf_count: int
+    root: bytes
+    dirty: bool
+
+
+async def get_day_root(session: AsyncSession, device_id: str, day: str) -> DayRootRow | None:
+    t = day_roots_table.c
+    row = (
+        await session.execute(
+            select(t.device_id, t.day, t.leaf_count, t.root, t.dirty).where(
+                t.device_id == device_id, t.day == day
+            )
+        )
+    ).first()
+    return DayRootRow(*row) if row is not None else None
+
+
+async def dirty_days(session: AsyncSession, limit: int) -> list[tuple[str, str]]:
+    t = day_roots_table.c
+    rows = (await session.execute(select(t.device_id, t.day).where(t.dirty.is_(True)).limit(limit))).all()
+    return [(r.device_id, r.day) for r in rows]
+
+
+async def put_day_root(
+    session: AsyncSession, device_id: str, day: str, leaf_count: int, root: bytes, now: datetime
+) -> None:
+    t = day_roots_table.c
+    await session.execute(
+        update(day_roots_table)
+        .where(t.device_id == device_id, t.day == day)
+        .values(leaf_count=leaf_count, root=root, dirty=False, update_time=now)
+    )
+
+
+async def remove_segments(session: AsyncSession, row_ids: Sequence[int], now: datetime) -> None:
+    """Drop expired rows from the index and flag their days' roots for recomputation."""
+    if not row_ids:
+        return
+    t = segments_table.c
+    days = (await session.execute(select(t.device_id, t.day).where(t.id.in_(row_ids)).distinct())).all()
+    await session.execute(delete(segments_table).where(t.id.in_(row_ids)))
+    for device_id, day in days:
+        await mark_day_dirty(session, device_id, day, now)
+
+
+# --- holds --------------------------------------------------------------------------------------
+
+
+def _hold(row: Any, device_ids: Iterable[str]) -> Hold:
+    return Hold(
+        hold_id=row.hold_id,
+        device_ids=frozenset(device_ids),
+        start=row.start_time,
+        end=row.end_time,
+        case_reference=row.case_reference,
+        reason=row.reason,
+        placed_by=row.placed_by,
+        placed_at=row.place_time,
+        released_at=row.release_time,
+        important=row.important,
+        released_by=row.released_by,
+    )
+
+
+async def insert_hold(session: AsyncSession, hold: Hold, covered: int) -> None:
+    await session.execute(
+        holds_table.insert().values(
+            hold_id=hold.hold_id,
+            start_time=hold.start,
+            end_time=hold.end,
+            case_reference=hold.case_reference,
+            reason=hold.reason,
+            important=hold.important,
+            placed_by=hold.placed_by,
+            place_time=hold.placed_at,
+            release_time=hold.released_at,
+            released_by=hold.released_by,
+            covered_segments=covered,
+        )
+    )
+    await session.execute(
+        hold_devices_table.insert(),
+        [{"hold_id": hold.hold_id, "device_id": d} for d in sorted(hold.device_ids)],
+    )
+
+
+async def release_hold(session: AsyncSession, hold: Hold) -> None:
+    await session.execute(
+        update(holds_table)
+        .where(holds_table.c.hold_id == hold.hold_id)
+        .values(release_time=hold.released_at, released_by=hold.released_by)
+    )
+
+
+async def covered_count(session: AsyncSession, hold_id: str) -> int:
+    return int(
+        await session.scalar(select(holds_table.c.covered_segments).where(holds_table.c.hold_id == hold_id))
+        or 0
+    )
+
+
+async def _devices_of(session: AsyncSession, hold_ids: Sequence[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {h: set() for h in hold_ids}
+    if not hold_ids:
+        return out
+    t = hold_devices_table.c
+    for row in (await session.execute(select(t.hold_id, t.device_id).where(t.hold_id.in_(hold_ids)))).all():
+        out[row.hold_id].add(row.device_id)
+    return out
+
+
+async def get_hold(session: AsyncSession, hold_id: str) -> Hold | None:
+    row = (await session.execute(select(holds_table).where(holds_table.c.hold_id == hold_id))).first()
+    if row is None:
+        return None
+    return _hold(row, (await _devices_of(session, [hold_id]))[hold_id])
+
+
+async def list_holds(
+    session: AsyncSession,
+    *,
+    device_id: str = "",
+    include_released: bool = False,
+    limit: int | None = None,
+    after: str = "",
+) -> list[Hold]:
+    """Holds in hold-id order (UUIDv7: placement order), active only unless asked, optionally one device's."""
+    t = holds_table.c
+    query = select(holds_table)
+    if not include_released:
+        query = query.where(t.release_time.is_(None))
+    if device_id:
+        query = query.where(
+            t.hold_id.in_(
+                select(hold_devices_table.c.hold_id).where(hold_devices_table.c.device_id == device_id)
+            )
+        )
+    if after:
+        query = query.where(t.hold_id > after)
+    query = query.order_by(t.hold_id)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = (await session.execute(query)).all()
+    devices = await _devices_of(session, [r.hold_id for r in rows])
+    return [_hold(r, devices[r.hold_id]) for r in rows]
+
+
+# --- findings and state ---------------------------------------------------------------------------
+
+
+async def record_finding(
+    session: AsyncSession,
+    *,
+    device_id: str,
+    key: str,
+    version_id: str,
+    kind: str,
+    detail: str,
+    detected_by: str,
+    now: datetime,
+) -> bool:
+    """Record a finding once per (object, kind); False when it was already recorded."""
+    t = findings_table.c
+    seen = await session.scalar(select(t.id).where(t.key == key, t.version_id == version_id, t.kind == kind))
+    if seen is not None:
+        return False
+    await session.execute(
+        findings_table.insert().values(
+            device_id=device_id,
+            key=key,
+            version_id=version_id,
+            kind=kind,
+            detail=detail,
+            detected_by=detected_by,
+            detect_time=now,
+        )
+    )
+    return True
+
+
+async def get_state(session: AsyncSession, name: str) -> str | None:
+    return await session.scalar(select(state_table.c.value).where(state_table.c.name == name))
+
+
+async def put_state(session: AsyncSession, name: str, value: str, now: datetime) -> None:
+    t = state_table.c
+    updated = await session.execute(
+        update(state_table).where(t.name == name).values(value=value, update_time=now)
+    )
+    if updated.rowcount == 0:
+        await session.execute(state_table.insert().values(name=name, value=value, update_time=now))
