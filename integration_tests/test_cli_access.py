@@ -5,30 +5,20 @@ playback → cannot approve it → an officer approves → `access check` allows
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
-from typer.testing import CliRunner, Result
 
 from vigil.common.v1 import identity_pb2
 from vigil.registry.v1 import registry_service_pb2 as reg_pb
 from vigil.registry.v1 import registry_service_pb2_grpc as reg_grpc
-from vigil_cli.context import (
-    BrokerEndpoint,
-    Context,
-    PrincipalEntry,
-    S3Endpoint,
-    ServiceEndpoint,
-    write_context,
-)
-from vigil_cli.identity import load_directory, mint_principal_tokens
-from vigil_cli.main import app
+from vigil_cli.identity import load_directory
 from vigil_kit.auth import TokenIssuer
+from vigil_testing.cli import Cli
+from vigil_testing.cli import cli_for as shared_cli_for
 from vigil_testing.poll import poll_until
 from vigil_testing.services import ServiceProcess
 
@@ -37,47 +27,8 @@ DIRECTORY = load_directory()
 HOSPITAL = "12320200MB0000003X"
 
 
-@dataclass
-class Cli:
-    """The `vigil` command, in-process, pointed at the test's services through a context file."""
-
-    home: Path
-    runner: CliRunner
-
-    def __call__(self, *args: str, as_: str) -> Result:
-        return self.runner.invoke(
-            app, ["--as", as_, *args], env={"VIGIL_HOME": str(self.home), "VIGIL_AS": None}
-        )
-
-    def write(self, name: str, value: object) -> str:
-        path = self.home / name
-        path.write_text(json.dumps(value), encoding="utf-8")
-        return str(path)
-
-
 def cli_for(registry: ServiceProcess, sharing: ServiceProcess, issuer: TokenIssuer, home: Path) -> Cli:
-    tokens = mint_principal_tokens(issuer, DIRECTORY)
-    context = Context(
-        pid=os.getpid(),  # the context is live while this test process runs
-        started_at="2025-03-01T08:00:00+00:00",
-        data_dir=str(home),
-        base_port=0,
-        issuer="vigil",
-        issuer_public_key_pem=issuer.public_key_pem.decode(),
-        services=["registry", "sharing"],
-        endpoints={
-            "registry": ServiceEndpoint(registry.address, registry.metrics_url),
-            "sharing": ServiceEndpoint(sharing.address, sharing.metrics_url),
-        },
-        broker=BrokerEndpoint(registry.kafka_bootstrap),
-        s3=S3Endpoint("127.0.0.1:1", "unused", "unused"),
-        principals={
-            name: PrincipalEntry(t.token, t.claims, t.expires_at.isoformat()) for name, t in tokens.items()
-        },
-    )
-    home.mkdir(parents=True, exist_ok=True)
-    write_context(context, home / "context.json")
-    return Cli(home=home, runner=CliRunner())
+    return shared_cli_for({"registry": registry, "sharing": sharing}, issuer, home)
 
 
 def hospital_cameras(registry: ServiceProcess, issuer: TokenIssuer) -> tuple[str, str]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import typer
 
 from vigil_cli.context import Context, ContextError, context_path, load_context
 from vigil_cli.output import fail
+
+S = TypeVar("S")
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,3 +56,22 @@ def session(ctx: typer.Context) -> Session:
 
         found = Session(principal=DEFAULT_PRINCIPAL, home=vigil_home())
     return found
+
+
+def call_service(
+    ctx: typer.Context,
+    service: str,
+    stub_type: Callable[[grpc.aio.Channel], S],
+    body: Callable[[S], Awaitable[T]],
+) -> T:
+    """Run `body` with a stub of `service` as the chosen principal; RPC errors exit 1 (output.run)."""
+    from vigil_cli.output import run
+
+    s = session(ctx)
+    context = s.context()
+
+    async def go() -> T:
+        async with s.channel(service, context=context) as channel:
+            return await body(stub_type(channel))
+
+    return run(go())
