@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from minio import Minio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,11 +32,21 @@ from vigil_kit.paging import decode_token, encode_token, page_size
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "vigil.archive.v1.ArchiveService"
+OWNER_TTL_S = 30.0
+OWNER_CACHE_MAX = 100_000
 SOURCE = "archive"
 
 Clock = Callable[[], datetime]
 # Asks sharing whether a grant lets `principal` play back the device's footage in the window.
 GrantCheck = Callable[[Principal, str, datetime, datetime], Awaitable[sharing_pb.AuthorizeResponse | None]]
+
+
+class HoldSpan(Protocol):
+    """What FindSegments needs of a hold to name it on the segments it covers."""
+
+    hold_id: str
+    start: datetime
+    end: datetime
 
 
 @dataclass
@@ -60,11 +71,18 @@ class ArchiveBase:
         self.deps = deps
         self.sessions = deps.sessions
         self.clock = deps.clock
+        # device → (owner unit, when looked up): a device's owner is read on every call and changes
+        # rarely (a transfer shows in the next segment indexed), so it is kept for OWNER_TTL_S.
+        self._owners: dict[str, tuple[str, float]] = {}
 
     # --- hooks the parts extend (each calls super()) -------------------------------------------------
 
     async def after_index(self, s: AsyncSession, row: store.IndexedSegment) -> None:
         """Called in the indexing transaction of each newly indexed segment."""
+
+    async def holds_of(self, device_id: str, start: datetime, end: datetime) -> list[HoldSpan]:
+        """Active holds naming the device that overlap [start, end) (the holds part answers)."""
+        return []
 
     def workers(self, settings: Any, indexer: Any) -> list[tuple[str, Any]]:
         """The background workers the parts run (name, worker with run()/stop())."""
@@ -142,9 +160,7 @@ class ArchiveBase:
         """
         if not device_id:
             raise InvalidArgument("device_id is required", field="device_id")
-        async with self.sessions() as s:
-            owner = await store.device_owner(s, device_id)
-        basis = access.read_basis(p, owner)
+        basis = access.read_basis(p, await self.owner_of(device_id))
         if basis is not None:
             return basis
         if self.deps.grant_check is not None:
@@ -152,6 +168,19 @@ class ArchiveBase:
             if answer is not None and answer.allowed:
                 return f"grant:{answer.grant_id}"
         raise access.deny_read(p, device_id)
+
+    async def owner_of(self, device_id: str) -> str | None:
+        """The device's owner unit as the index knows it (None: nothing of it is indexed)."""
+        cached = self._owners.get(device_id)
+        if cached is not None and time.monotonic() - cached[1] < OWNER_TTL_S:
+            return cached[0]
+        async with self.sessions() as s:
+            owner = await store.device_owner(s, device_id)
+        if owner is not None:
+            if len(self._owners) >= OWNER_CACHE_MAX:
+                self._owners.clear()
+            self._owners[device_id] = (owner, time.monotonic())
+        return owner
 
     # --- shared request reading --------------------------------------------------------------------
 
@@ -172,8 +201,10 @@ class IndexReads(ArchiveBase):
             limit = page_size(request.page_size)
             after = _decode_cursor(request.page_token, request.device_id, start, end)
             basis = await self.authorize_read(p, request.device_id, start, end)
+            # One transaction: the page is read and its audit record written together, and the
+            # answer leaves only after that record is committed.
             async with self.sessions.begin() as s:
-                rows = await store.find_segments(
+                rows = await store.find_rows(
                     s,
                     request.device_id,
                     start,
@@ -193,8 +224,13 @@ class IndexReads(ArchiveBase):
                 )
         more = len(rows) > limit
         rows = rows[:limit]
-        token = _encode_cursor(request.device_id, start, end, rows[-1]) if more else ""
-        return pb.FindSegmentsResponse(segments=[codec.segment_to_pb(r) for r in rows], next_page_token=token)
+        token = (
+            _encode_cursor(request.device_id, start, end, rows[-1].start_time, rows[-1].id) if more else ""
+        )
+        holds = await self.holds_of(request.device_id, start, end)
+        return pb.FindSegmentsResponse(
+            segments=[codec.segment_row_to_pb(r, _covering(holds, r)) for r in rows], next_page_token=token
+        )
 
     async def GetCoverage(self, request: pb.GetCoverageRequest, context: object) -> pb.Coverage:
         p = current_principal()
@@ -231,13 +267,15 @@ class IndexReads(ArchiveBase):
         return codec.coverage_to_pb(result)
 
 
-def _encode_cursor(device_id: str, start: datetime, end: datetime, last: store.IndexedSegment) -> str:
+def _encode_cursor(device_id: str, start: datetime, end: datetime, last_start: datetime, last_id: int) -> str:
     # The token binds the query it continues: reused with another device or range it is refused.
     return encode_token(
-        "|".join(
-            [device_id, start.isoformat(), end.isoformat(), last.ref.start.isoformat(), str(last.row_id)]
-        )
+        "|".join([device_id, start.isoformat(), end.isoformat(), last_start.isoformat(), str(last_id)])
     )
+
+
+def _covering(holds: list[HoldSpan], row: Any) -> list[str]:
+    return [h.hold_id for h in holds if h.start < row.end_time and row.start_time < h.end]
 
 
 def _decode_cursor(token: str, device_id: str, start: datetime, end: datetime) -> tuple[datetime, int] | None:

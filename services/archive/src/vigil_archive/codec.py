@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -123,3 +125,33 @@ def coverage_to_pb(cov: Coverage) -> pb.Coverage:
         if value is not None:
             getattr(msg, name).CopyFrom(ts(value))
     return msg
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _stamp(t: datetime) -> Timestamp:
+    # Timestamp.FromDatetime's result, exactly (integer arithmetic), without its per-call checks and
+    # conversions: a page builds hundreds of them.
+    delta = t - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
+
+
+def segment_row_to_pb(row: Any, hold_ids: Iterable[str] = ()) -> pb.Segment:
+    """A pb.Segment straight from an index row (store.SEGMENT_COLUMNS): FindSegments' page path."""
+    return pb.Segment(
+        device_id=row.device_id,
+        sequence=row.sequence,
+        start_time=_stamp(row.start_time),
+        end_time=_stamp(row.end_time),
+        bucket=row.bucket,
+        key=row.key,
+        version_id=row.version_id,
+        size=row.size,
+        sha256=row.sha256,
+        retain_until=_stamp(row.retain_until),
+        hold_ids=sorted(hold_ids),
+        owner_unit_id=row.owner_unit_id,
+        codec=row.codec,
+        container=row.container,
+    )

@@ -258,7 +258,7 @@ async def mark_day_dirty(session: AsyncSession, device_id: str, day: str, now: d
         )
 
 
-async def find_segments(
+async def find_rows(
     session: AsyncSession,
     device_id: str,
     start: datetime,
@@ -267,12 +267,12 @@ async def find_segments(
     limit: int,
     after: tuple[datetime, int] | None = None,
     max_segment: timedelta = MAX_SEGMENT,
-) -> list[IndexedSegment]:
-    """Segments of one device overlapping [start, end), in (start time, row id) order, after a cursor.
+) -> Sequence[Any]:
+    """Rows (SEGMENT_COLUMNS) of one device overlapping [start, end), in (start time, row id) order.
 
     The scan walks the (device_id, start_time, id) index from the earliest start that can still
     overlap (a segment starting before `start` overlaps only when it ends after it; segments are at
-    most `max_segment` long, so the lower bound stays an index range).
+    most `max_segment` long, so the lower bound stays an index range), after a keyset cursor.
     """
     t = segments_table.c
     query = select(*SEGMENT_COLUMNS).where(
@@ -283,11 +283,23 @@ async def find_segments(
     )
     if after is not None:
         after_start, after_id = after
-        query = query.where(
-            or_(t.start_time > after_start, and_(t.start_time == after_start, t.id > after_id))
-        )
+        query = query.where(or_(t.start_time > after_start, and_(t.start_time == after_start, t.id > after_id)))
     query = query.order_by(t.start_time, t.id).limit(limit)
-    rows = (await session.execute(query)).all()
+    return (await session.execute(query)).all()
+
+
+async def find_segments(
+    session: AsyncSession,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
+    max_segment: timedelta = MAX_SEGMENT,
+) -> list[IndexedSegment]:
+    """find_rows as the domain's values."""
+    rows = await find_rows(session, device_id, start, end, limit=limit, after=after, max_segment=max_segment)
     return [_row(r) for r in rows]
 
 
@@ -545,3 +557,161 @@ async def put_state(session: AsyncSession, name: str, value: str, now: datetime)
     )
     if updated.rowcount == 0:
         await session.execute(state_table.insert().values(name=name, value=value, update_time=now))
+
+
+# --- retention and holds (ARC-2, ARC-3, ARC-6): the sweeper's and the holds' queries --------------
+
+
+async def expired_candidates(
+    session: AsyncSession, now: datetime, *, limit: int, after: tuple[datetime, int] | None = None
+) -> list[IndexedSegment]:
+    """Rows whose retain-until has passed, in (retain_until, id) order, after a keyset cursor.
+
+    The cursor moves past rows the sweeper keeps (held, or refused by storage), so they never starve
+    the rows behind them; `retain_until >= cursor` keeps the scan an index range on SQLite too.
+    """
+    t = segments_table.c
+    query = select(*SEGMENT_COLUMNS).where(t.retain_until <= now)
+    if after is not None:
+        after_until, after_id = after
+        query = query.where(t.retain_until >= after_until, or_(t.retain_until > after_until, t.id > after_id))
+    rows = (await session.execute(query.order_by(t.retain_until, t.id).limit(limit))).all()
+    return [_row(r) for r in rows]
+
+
+async def present_rows(session: AsyncSession, row_ids: Sequence[int]) -> set[int]:
+    """Which of the rows are still indexed, locked against a concurrent sweep where the database can."""
+    if not row_ids:
+        return set()
+    t = segments_table.c
+    query = select(t.id).where(t.id.in_(row_ids)).with_for_update()
+    return {r for (r,) in (await session.execute(query)).all()}
+
+
+async def covered_segments(
+    session: AsyncSession,
+    device_ids: Iterable[str],
+    start: datetime,
+    end: datetime,
+    *,
+    max_segment: timedelta = MAX_SEGMENT,
+) -> list[IndexedSegment]:
+    """Every indexed version of the devices whose time overlaps [start, end) (what a hold covers)."""
+    out: list[IndexedSegment] = []
+    for device_id in sorted(set(device_ids)):
+        async for seg in stream_segments(session, device_id, start, end, max_segment=max_segment):
+            out.append(seg)
+    return out
+
+
+async def active_holds_covering(
+    session: AsyncSession, device_id: str, start: datetime, end: datetime
+) -> list[Hold]:
+    """Unreleased holds naming the device whose range overlaps [start, end)."""
+    t = holds_table.c
+    query = (
+        select(holds_table)
+        .join(hold_devices_table, hold_devices_table.c.hold_id == t.hold_id)
+        .where(
+            hold_devices_table.c.device_id == device_id,
+            t.release_time.is_(None),
+            t.start_time < end,
+            t.end_time > start,
+        )
+        .order_by(t.hold_id)
+    )
+    rows = (await session.execute(query)).all()
+    devices = await _devices_of(session, [r.hold_id for r in rows])
+    return [_hold(r, devices[r.hold_id]) for r in rows]
+
+
+async def set_legal_hold(session: AsyncSession, row_ids: Sequence[int], on: bool) -> None:
+    """Record whether the archive's S3 legal hold is set on these versions."""
+    t = segments_table.c
+    for i in range(0, len(row_ids), 500):
+        await session.execute(
+            update(segments_table).where(t.id.in_(row_ids[i : i + 500])).values(legal_hold=on)
+        )
+
+
+async def extend_retention(session: AsyncSession, updates: Sequence[tuple[int, datetime]]) -> None:
+    """Raise rows' retain-until (ARC-6); a date earlier than the recorded one is never written."""
+    t = segments_table.c
+    for row_id, until in updates:
+        await session.execute(
+            update(segments_table).where(t.id == row_id, t.retain_until < until).values(retain_until=until)
+        )
+
+
+async def hold_covered_counts(session: AsyncSession, hold_ids: Sequence[str]) -> dict[str, int]:
+    if not hold_ids:
+        return {}
+    t = holds_table.c
+    rows = (await session.execute(select(t.hold_id, t.covered_segments).where(t.hold_id.in_(hold_ids)))).all()
+    return {r.hold_id: int(r.covered_segments) for r in rows}
+
+
+# --- integrity (ARC-4): day roots, the scrubber's walk, reconciliation's index listing -------------
+
+
+async def lock_day_root(session: AsyncSession, device_id: str, day: str) -> DayRootRow | None:
+    """The day's root row, locked (PostgreSQL) so an indexer marking it dirty waits for the recompute.
+
+    Without the lock a segment indexed between reading the day's leaves and writing its root would
+    have its dirty flag cleared by a root that does not include it. SQLite serialises writers anyway.
+    """
+    t = day_roots_table.c
+    row = (
+        await session.execute(
+            select(t.device_id, t.day, t.leaf_count, t.root, t.dirty)
+            .where(t.device_id == device_id, t.day == day)
+            .with_for_update()
+        )
+    ).first()
+    return DayRootRow(*row) if row is not None else None
+
+
+async def segment_id_bounds(session: AsyncSession) -> tuple[int, int] | None:
+    """The lowest and highest row id in the index (None when it is empty)."""
+    t = segments_table.c
+    low, high = (await session.execute(select(func.min(t.id), func.max(t.id)))).one()
+    return None if low is None else (int(low), int(high))
+
+
+async def segments_after_id(session: AsyncSession, after: int | None, limit: int) -> list[IndexedSegment]:
+    """The next `limit` rows in row-id order after `after` (from the first when None)."""
+    t = segments_table.c
+    query = select(*SEGMENT_COLUMNS)
+    if after is not None:
+        query = query.where(t.id > after)
+    rows = (await session.execute(query.order_by(t.id).limit(limit))).all()
+    return [_row(r) for r in rows]
+
+
+async def segments_by_ids(session: AsyncSession, row_ids: Sequence[int]) -> list[IndexedSegment]:
+    """The rows with these ids that still exist, in id order."""
+    if not row_ids:
+        return []
+    t = segments_table.c
+    rows = (await session.execute(select(*SEGMENT_COLUMNS).where(t.id.in_(row_ids)).order_by(t.id))).all()
+    return [_row(r) for r in rows]
+
+
+async def index_listing(
+    session: AsyncSession, bucket: str, prefix: str, *, after: tuple[str, str] | None, limit: int
+) -> list[IndexedSegment]:
+    """Indexed versions of a bucket under a key prefix in (key, version id) order, after a cursor.
+
+    The order is by code point (the C collation on PostgreSQL, SQLite's default binary one), the
+    order Python compares strings in, so the reconciliation merge sees both listings sorted alike.
+    """
+    t = segments_table.c
+    binary = session.get_bind().dialect.name == "postgresql"
+    key = t.key.collate("C") if binary else t.key
+    version = t.version_id.collate("C") if binary else t.version_id
+    query = select(*SEGMENT_COLUMNS).where(t.bucket == bucket, t.key.startswith(prefix, autoescape=True))
+    if after is not None:
+        after_key, after_version = after
+        query = query.where(or_(key > after_key, and_(key == after_key, version > after_version)))
+    rows = (await session.execute(query.order_by(key, version).limit(limit))).all()
+    return [_row(r) for r in rows]
