@@ -37,8 +37,9 @@ OWNER_CACHE_MAX = 100_000
 SOURCE = "archive"
 
 Clock = Callable[[], datetime]
-# Asks sharing whether a grant lets `principal` play back the device's footage in the window.
-GrantCheck = Callable[[Principal, str, datetime, datetime], Awaitable[sharing_pb.AuthorizeResponse | None]]
+# Asks sharing whether `principal` may take an action (default ACTION_PLAYBACK) on the device's footage in
+# the window: its decision, None when no sharing is configured; raises Unavailable when it cannot be asked.
+GrantCheck = Callable[..., Awaitable[sharing_pb.AuthorizeResponse | None]]
 
 
 class HoldSpan(Protocol):
@@ -164,7 +165,10 @@ class ArchiveBase:
         if basis is not None:
             return basis
         if self.deps.grant_check is not None:
-            answer = await self.deps.grant_check(p, device_id, start, end)
+            try:
+                answer = await self.deps.grant_check(p, device_id, start, end)
+            except Unavailable:
+                answer = None  # deny by default: an unreachable sharing service grants nothing
             if answer is not None and answer.allowed:
                 return f"grant:{answer.grant_id}"
         raise access.deny_read(p, device_id)

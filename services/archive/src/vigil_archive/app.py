@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 
 from vigil.archive.v1 import archive_service_pb2_grpc as pb_grpc
+from vigil.registry.v1 import registry_service_pb2 as reg_pb
+from vigil.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from vigil.sharing.v1 import sharing_service_pb2 as sharing_pb
 from vigil.sharing.v1 import sharing_service_pb2_grpc as sharing_grpc
 from vigil_archive import metrics
@@ -18,10 +21,11 @@ from vigil_archive.config import Settings
 from vigil_archive.holds import Holds
 from vigil_archive.indexer import INDEX_GROUP, Indexer
 from vigil_archive.integrity import Integrity
+from vigil_archive.playback import Viewing
 from vigil_kit import topics
 from vigil_kit.auth import Principal
 from vigil_kit.consumer import IdempotentConsumer
-from vigil_kit.errors import from_rpc_error
+from vigil_kit.errors import Unavailable, format_error, from_rpc_error
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.grpc_server import ServiceBinding
 from vigil_kit.service import ServiceContext, run_service
@@ -31,7 +35,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class ArchiveServicer(IndexReads, Holds, Integrity, pb_grpc.ArchiveServiceServicer):
+class ArchiveServicer(IndexReads, Viewing, Holds, Integrity, pb_grpc.ArchiveServiceServicer):
     """vigil.archive.v1.ArchiveService, assembled from its parts."""
 
 
@@ -47,7 +51,13 @@ class GrantChecker:
         self._stub: sharing_grpc.SharingServiceStub | None = None
 
     async def __call__(
-        self, p: Principal, device_id: str, start: datetime, end: datetime
+        self,
+        p: Principal,
+        device_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        action: int = sharing_pb.ACTION_PLAYBACK,
     ) -> sharing_pb.AuthorizeResponse | None:
         token = self._settings.service_token.get_secret_value() if self._settings.service_token else ""
         if not token:
@@ -60,16 +70,50 @@ class GrantChecker:
         try:
             return await self._stub.Authorize(
                 sharing_pb.AuthorizeRequest(
-                    action=sharing_pb.ACTION_PLAYBACK,
+                    action=action,
                     device_id=device_id,
                     footage_window=time_range(start, end),
                     principal=p.to_proto(),
                 )
             )
         except grpc.RpcError as exc:
-            # Deny by default: an unreachable or refusing sharing service grants nothing.
-            log.warning("grant check failed", extra={"error": str(from_rpc_error(exc))})
-            return None
+            error = from_rpc_error(exc)
+            log.warning("grant check failed", extra={"error": format_error(error)})
+            raise Unavailable(f"sharing could not decide the access: {error.message}") from None
+
+
+class DeviceMasks:
+    """Whether a device has privacy masks (REG-5), from the registry, kept for a short while."""
+
+    TTL_S = 30.0
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stub: reg_grpc.RegistryServiceStub | None = None
+        self._cache: dict[str, tuple[bool, float]] = {}
+
+    async def __call__(self, device_id: str) -> bool:
+        cached = self._cache.get(device_id)
+        if cached is not None and time.monotonic() - cached[1] < self.TTL_S:
+            return cached[0]
+        token = self._settings.service_token.get_secret_value() if self._settings.service_token else ""
+        if not token:
+            raise Unavailable("the archive has no service token to ask the registry for the device's masks")
+        if self._stub is None:
+            channel = make_channel(
+                self._settings.registry_addr,
+                token=token,
+                default_timeout_s=self._settings.registry_timeout_s,
+                retry_methods=["/vigil.registry.v1.RegistryService/GetDevice"],
+            )
+            self._stub = reg_grpc.RegistryServiceStub(channel)
+        try:
+            device = await self._stub.GetDevice(reg_pb.GetDeviceRequest(device_id=device_id))
+        except grpc.RpcError as exc:
+            raise Unavailable(f"the registry could not say whether {device_id} has privacy masks") from exc
+        has = bool(device.privacy_masks)
+        self._cache[device_id] = (has, time.monotonic())
+        return has
 
 
 async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceBinding]:
@@ -84,6 +128,12 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
         grant_check=GrantChecker(settings),
         max_segment=timedelta(seconds=settings.max_segment_seconds),
         max_gaps=settings.max_coverage_gaps,
+        extra={
+            "device_masks": DeviceMasks(settings),
+            "presign_ttl_s": settings.presign_ttl_s,
+            "max_playback_window": timedelta(seconds=settings.max_playback_window_s),
+            "live_window_segments": settings.live_window_segments,
+        },
     )
     servicer = ArchiveServicer(deps)
     indexer = Indexer(clock=clock, notifier=ctx.relay.notify, after_index=servicer.after_index)

@@ -283,9 +283,25 @@ async def find_rows(
     )
     if after is not None:
         after_start, after_id = after
-        query = query.where(or_(t.start_time > after_start, and_(t.start_time == after_start, t.id > after_id)))
+        query = query.where(
+            or_(t.start_time > after_start, and_(t.start_time == after_start, t.id > after_id))
+        )
     query = query.order_by(t.start_time, t.id).limit(limit)
     return (await session.execute(query)).all()
+
+
+async def newest_rows(session: AsyncSession, device_id: str, count: int) -> list[Any]:
+    """The device's newest `count` rows (SEGMENT_COLUMNS), oldest first: a live window."""
+    t = segments_table.c
+    rows = (
+        await session.execute(
+            select(*SEGMENT_COLUMNS)
+            .where(t.device_id == device_id)
+            .order_by(t.start_time.desc(), t.id.desc())
+            .limit(count)
+        )
+    ).all()
+    return list(reversed(rows))
 
 
 async def find_segments(

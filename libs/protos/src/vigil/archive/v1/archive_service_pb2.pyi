@@ -270,6 +270,38 @@ class ListHoldsResponse(_message.Message):
     next_page_token: str
     def __init__(self, holds: _Optional[_Iterable[_Union[Hold, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class GetPlaybackManifestRequest(_message.Message):
+    __slots__ = ("device_id", "range")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    range: _time_range_pb2.TimeRange
+    def __init__(self, device_id: _Optional[str] = ..., range: _Optional[_Union[_time_range_pb2.TimeRange, _Mapping]] = ...) -> None: ...
+
+class GetLiveManifestRequest(_message.Message):
+    __slots__ = ("device_id",)
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    def __init__(self, device_id: _Optional[str] = ...) -> None: ...
+
+class PlaybackManifest(_message.Message):
+    __slots__ = ("playlist", "expire_time", "audit_record_id", "grant_id", "masked", "segments", "urls")
+    PLAYLIST_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    URLS_FIELD_NUMBER: _ClassVar[int]
+    playlist: str
+    expire_time: _timestamp_pb2.Timestamp
+    audit_record_id: str
+    grant_id: str
+    masked: bool
+    segments: _containers.RepeatedCompositeFieldContainer[Segment]
+    urls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, playlist: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_record_id: _Optional[str] = ..., grant_id: _Optional[str] = ..., masked: _Optional[bool] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., urls: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class GetStorageStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

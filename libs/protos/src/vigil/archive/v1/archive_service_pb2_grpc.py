@@ -79,6 +79,16 @@ class ArchiveServiceStub:
                 request_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetStorageStatusRequest.SerializeToString,
                 response_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.StorageStatus.FromString,
                 _registered_method=True)
+        self.GetPlaybackManifest = channel.unary_unary(
+                '/vigil.archive.v1.ArchiveService/GetPlaybackManifest',
+                request_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetPlaybackManifestRequest.SerializeToString,
+                response_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.FromString,
+                _registered_method=True)
+        self.GetLiveManifest = channel.unary_unary(
+                '/vigil.archive.v1.ArchiveService/GetLiveManifest',
+                request_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetLiveManifestRequest.SerializeToString,
+                response_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.FromString,
+                _registered_method=True)
 
 
 class ArchiveServiceServicer:
@@ -149,6 +159,27 @@ class ArchiveServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPlaybackManifest(self, request, context):
+        """Playback (ACC-1): an HLS VOD playlist of the device's footage in the range (required, at most
+        the service's maximum window), each segment URL presigned by version id for a short lifetime.
+        Issued only after sharing's Authorize(ACTION_PLAYBACK, device, range) allows for the caller and
+        after the access's audit record is committed: if either fails, no URL leaves the service
+        (PERMISSION_DENIED with the sharing decision's rule; UNAVAILABLE when sharing cannot be asked).
+        Principals without the unmask right get masked renditions where the device has privacy masks
+        (REG-5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLiveManifest(self, request, context):
+        """Live view: a sliding-window HLS playlist of the device's newest segments under
+        ACTION_LIVE_VIEW; fetch it again to follow (a new segment appears as soon as it is indexed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArchiveServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +227,16 @@ def add_ArchiveServiceServicer_to_server(servicer, server):
                     servicer.GetStorageStatus,
                     request_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetStorageStatusRequest.FromString,
                     response_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.StorageStatus.SerializeToString,
+            ),
+            'GetPlaybackManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlaybackManifest,
+                    request_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetPlaybackManifestRequest.FromString,
+                    response_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.SerializeToString,
+            ),
+            'GetLiveManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLiveManifest,
+                    request_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetLiveManifestRequest.FromString,
+                    response_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +482,60 @@ class ArchiveService:
             '/vigil.archive.v1.ArchiveService/GetStorageStatus',
             vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetStorageStatusRequest.SerializeToString,
             vigil_dot_archive_dot_v1_dot_archive__service__pb2.StorageStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlaybackManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigil.archive.v1.ArchiveService/GetPlaybackManifest',
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetPlaybackManifestRequest.SerializeToString,
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLiveManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigil.archive.v1.ArchiveService/GetLiveManifest',
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetLiveManifestRequest.SerializeToString,
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.FromString,
             options,
             channel_credentials,
             insecure,
