@@ -39,6 +39,7 @@ class Footage:
     device_id: str
     start: datetime
     versions: list[str]
+    payloads: list[bytes]
 
     def window(self) -> list[str]:
         end = self.start + timedelta(seconds=2 * SEGMENTS)
@@ -67,9 +68,10 @@ def footage(
 
     registry = service("registry", JURISDICTION_PREFIXES='["3202"]')
     ingest = service("ingest", REGISTRY_ADDR=registry.address)
-    archive = service("archive", REGISTRY_ADDR=registry.address)
+    sharing = service("sharing", REGISTRY_ADDR=registry.address)
+    archive = service("archive", REGISTRY_ADDR=registry.address, SHARING_ADDR=sharing.address)
     with contextlib.ExitStack() as stack:
-        for process in (registry, ingest, archive):
+        for process in (registry, ingest, sharing, archive):
             stack.enter_context(process)
         device_id = new_device_id()
         key = generate_device_key()
@@ -86,8 +88,12 @@ def footage(
             ]
 
         versions = asyncio.run(upload())
-        cli = cli_for({"registry": registry, "ingest": ingest, "archive": archive}, issuer, root / "home")
-        found = Footage(cli, device_id, start, versions)
+        cli = cli_for(
+            {"registry": registry, "ingest": ingest, "sharing": sharing, "archive": archive},
+            issuer,
+            root / "home",
+        )
+        found = Footage(cli, device_id, start, versions, [ts_payload(i) for i in range(SEGMENTS)])
         poll_until(
             lambda: (
                 len(json.loads(cli("segments", "list", device_id, *found.window(), "--json").stdout or "[]"))
@@ -142,3 +148,38 @@ def test_a_backwards_window_is_a_usage_error(footage: Footage) -> None:
         footage.start.isoformat(),
     )
     assert result.exit_code == 2
+
+
+def test_an_analyst_with_an_approved_grant_plays_back_and_downloads_exactly_the_stored_bytes(
+    footage: Footage, tmp_path
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    request = footage.cli.write(
+        "request.json",
+        {
+            "purpose": "PURPOSE_TRAFFIC_MANAGEMENT",
+            "legalBasis": "congestion study, Renmin Rd",
+            "scope": {"device_ids": [footage.device_id]},
+            "actions": ["ACTION_PLAYBACK"],
+            "footage_window": {
+                "start_time": (now - timedelta(days=1)).isoformat(),
+                "end_time": now.isoformat(),
+            },
+            "valid_until": (now + timedelta(days=7)).isoformat(),
+        },
+    )
+    created = footage.cli("access", "request", "-f", request, as_="analyst")
+    assert created.exit_code == 0, created.output
+    approved = footage.cli("access", "approve", created.stdout.strip(), as_="officer")
+    assert approved.exit_code == 0, approved.output
+    out = tmp_path / "clip.ts"
+    result = footage.cli("playback", footage.device_id, *footage.window(), "-o", str(out), as_="analyst")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("#EXTM3U") and result.stdout.count("X-Amz-Expires") == SEGMENTS
+    assert out.read_bytes() == b"".join(footage.payloads)
+
+
+def test_playback_by_an_operator_of_another_unit_is_refused(footage: Footage) -> None:
+    result = footage.cli("playback", footage.device_id, *footage.window(), as_="metro")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("PERMISSION_DENIED")

@@ -1,4 +1,5 @@
-"""The archive's subcommands: `vigil segments list`, `vigil holds place|release|list`, `vigil archive verify|coverage`.
+"""The archive's subcommands: `vigil segments list`, `vigil holds place|release|list`, `vigil archive
+verify|coverage`, `vigil playback` and `vigil live`.
 
 They follow output.py's conventions: tables for people, `--json` for the resources themselves
 (canonical JSON; sha256 as lower-case hex), `STATUS_NAME [RULE-ID]: message` on stderr with exit 1,
@@ -8,8 +9,10 @@ naming each bad segment.
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -54,6 +57,7 @@ def add_archive_commands(app: typer.Typer) -> None:
     app.add_typer(segments_app, name="segments")
     app.add_typer(holds_app, name="holds")
     app.add_typer(archive_app, name="archive")
+    add_viewing_commands(app)
 
 
 def call(ctx: typer.Context, body: Callable[[pb_grpc.ArchiveServiceStub], Awaitable[T]]) -> T:
@@ -238,3 +242,64 @@ def archive_coverage(
             ("from", "to", "seconds"),
             [(ts(g.start_time), ts(g.end_time), g.end_time.seconds - g.start_time.seconds) for g in cov.gaps],
         )
+
+
+# ---- vigil playback / vigil live ------------------------------------------------------------------
+
+
+def add_viewing_commands(app: typer.Typer) -> None:
+    """Register `playback` and `live` on the `vigil` app."""
+    app.command("playback", help="A device's footage as an HLS playlist (needs a playback grant; audited).")(
+        playback
+    )
+    app.command("live", help="A device's live HLS playlist: its newest segments (needs a live-view grant).")(
+        live
+    )
+
+
+def _download(urls: list[str], out: Path) -> int:
+    """Fetch each presigned URL in order and write them one after another (MPEG-TS segments join so)."""
+    written = 0
+    with out.open("wb") as f:
+        for url in urls:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                data = response.read()
+            f.write(data)
+            written += len(data)
+    return written
+
+
+def playback(
+    ctx: typer.Context,
+    device_id: DeviceId,
+    start: Annotated[
+        datetime, typer.Option("--from", parser=parse_time, help="Start of the footage (RFC 3339).")
+    ],
+    end: Annotated[datetime, typer.Option("--to", parser=parse_time, help="End of the footage (RFC 3339).")],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Download the segments and join them into this file."),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    request = _with_range(pb.GetPlaybackManifestRequest(device_id=device_id), start, end)
+    manifest = call(ctx, lambda stub: stub.GetPlaybackManifest(request))
+    if json_output:
+        print_message(manifest)
+    else:
+        typer.echo(manifest.playlist, nl=False)
+    if output is not None:
+        if any(s.container == "mp4" for s in manifest.segments):
+            usage_error(
+                "-o joins MPEG-TS segments; this footage has fragmented-MP4 segments (use the playlist)"
+            )
+        size = _download(list(manifest.urls), output)
+        typer.echo(f"{len(manifest.urls)} segment(s), {size:,} bytes → {output}", err=True)
+
+
+def live(ctx: typer.Context, device_id: DeviceId, json_output: JsonFlag = False) -> None:
+    manifest = call(ctx, lambda stub: stub.GetLiveManifest(pb.GetLiveManifestRequest(device_id=device_id)))
+    if json_output:
+        print_message(manifest)
+    else:
+        typer.echo(manifest.playlist, nl=False)

@@ -41,3 +41,38 @@ OBJECT_LOCK_ENFORCED = Gauge(
     "1 when the start-up check saw object storage refuse a versioned delete of a locked object (ARC-2); "
     "0 when it did not, so only the application enforces retention.",
 )
+
+# --- retention and holds (ARC-3) ---
+SWEEP_STORAGE_FAILURES = Counter(
+    "vigil_archive_sweep_storage_failures_total",
+    "Expired segment versions storage refused (or failed) to delete; they stay indexed for the next sweep.",
+)
+SWEEP_LAST_RUN = Gauge(
+    "vigil_archive_sweep_last_run_timestamp_seconds",
+    "When the last expiry sweep finished (Unix time).",
+)
+
+# --- integrity (ARC-4) ---
+INTEGRITY_CHECKED = Counter(
+    "vigil_archive_integrity_checked_total",
+    "Segment versions re-checked against storage (ARC-4), by what checked them.",
+    ["detected_by"],
+)
+INTEGRITY_BYTES_HASHED = Counter(
+    "vigil_archive_integrity_bytes_hashed_total",
+    "Bytes read back from storage and re-hashed (ARC-4), by what read them.",
+    ["detected_by"],
+)
+ORPHANS_REINDEXED = Counter(
+    "vigil_archive_orphans_reindexed_total",
+    "Stored object versions the index lacked, re-indexed after their signed header verified.",
+)
+ORPHANS_SKIPPED = Counter(
+    "vigil_archive_orphans_skipped_total",
+    "Orphan object versions not re-indexed, by why (retried next run unless they cannot verify).",
+    ["reason"],
+)
+DAY_ROOTS_COMPUTED = Counter(
+    "vigil_archive_day_roots_computed_total",
+    "Device-day Merkle roots (re)computed (ARC-4).",
+)

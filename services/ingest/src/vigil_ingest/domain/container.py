@@ -9,33 +9,13 @@ stored; decoding is not ingest's job (the hash and signature vouch for the bytes
 from __future__ import annotations
 
 import struct
-from enum import StrEnum
 from typing import Protocol
 
 from vigil_kit.errors import InvalidArgument
+from vigil_kit.segment_header import Container  # shared with the archive (stored-object metadata)
 
 TS_PACKET = 188
 TS_SYNC = 0x47
-
-
-class Container(StrEnum):
-    """A segment's container. The value is the FFmpeg/PyAV format name used to write it."""
-
-    MPEG_TS = "mpegts"
-    FMP4 = "mp4"
-
-    @property
-    def extension(self) -> str:
-        """The object key's suffix."""
-        return "ts" if self is Container.MPEG_TS else "mp4"
-
-    @property
-    def content_type(self) -> str:
-        return "video/mp2t" if self is Container.MPEG_TS else "video/mp4"
-
-    @property
-    def label(self) -> str:
-        return "MPEG-TS" if self is Container.MPEG_TS else "fragmented MP4"
 
 
 class ContainerError(InvalidArgument):

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -23,8 +22,13 @@ from fractions import Fraction
 
 from vigil_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, VigilError
 
+# The upload header and its object-metadata codec are shared with the archive (re-indexing from storage).
+from vigil_kit.segment_header import UploadHeader
+from vigil_kit.segment_header import header_from_metadata as header_from_metadata
+from vigil_kit.segment_header import object_metadata as object_metadata
+
 from .container import Container, ContainerChecker, ContainerError, checker_for, sniff
-from .signing import SegmentHeader, datetime_to_ns, format_rfc3339_ns, ns_to_datetime, parse_rfc3339_ns
+from .signing import SegmentHeader, datetime_to_ns, format_rfc3339_ns, ns_to_datetime
 
 MiB = 1024 * 1024
 # S3 multipart rules: every part but the last is 5 MiB..5 GiB; at most 10,000 parts.
@@ -62,29 +66,6 @@ class UploadLimits:
             raise ValueError(f"single_put_max_bytes must be within 1..5 GiB, got {self.single_put_max_bytes}")
         if self.max_chunk_bytes <= 0 or self.max_segment_bytes <= 0:
             raise ValueError("max_chunk_bytes and max_segment_bytes must be positive")
-
-
-@dataclass(frozen=True)
-class UploadHeader:
-    """The first message of an upload: the signed claims plus what the bytes are said to be."""
-
-    segment: SegmentHeader
-    container: Container | None
-    codec: str
-    size: int
-    signature: bytes = b""
-
-    @property
-    def device_id(self) -> str:
-        return self.segment.device_id
-
-    @property
-    def sequence(self) -> int:
-        return self.segment.sequence
-
-    @property
-    def sha256(self) -> str:
-        return self.segment.sha256
 
 
 @dataclass(frozen=True)
@@ -412,53 +393,3 @@ def decide_replay(segment: SegmentHeader, stored_sha256: str | None) -> Replay:
         rule="ARC-4",
         field="header.sequence",
     )
-
-
-# --- object metadata: the header travels with the object ------------------------------------------
-
-_META = "x-amz-meta-vigil-"
-
-
-def object_metadata(upload: UploadHeader) -> dict[str, str]:
-    """S3 user metadata carrying the signed header and its signature, so storage alone can re-index a segment.
-
-    Values are ASCII (S3 metadata is sent as HTTP headers); the start time is the canonical
-    encoding's line, so `signing.verify` can be re-run on a stored object at any time.
-    """
-    segment = upload.segment
-    assert upload.container is not None
-    return {
-        f"{_META}device-id": segment.device_id,
-        f"{_META}sequence": str(segment.sequence),
-        f"{_META}start-time": segment.start_time_text,
-        f"{_META}duration-ns": str(segment.duration_ns),
-        f"{_META}sha256": segment.sha256,
-        f"{_META}container": upload.container.value,
-        f"{_META}codec": upload.codec,
-        f"{_META}size": str(upload.size),
-        f"{_META}signature": base64.b64encode(upload.signature).decode("ascii"),
-    }
-
-
-def header_from_metadata(metadata: Mapping[str, str]) -> UploadHeader:
-    """The upload header stored by `object_metadata` (keys case-insensitive, as HTTP delivers them)."""
-    meta = {k.lower(): v for k, v in metadata.items()}
-    try:
-        segment = SegmentHeader(
-            device_id=meta[f"{_META}device-id"],
-            sequence=int(meta[f"{_META}sequence"]),
-            start_ns=parse_rfc3339_ns(meta[f"{_META}start-time"]),
-            duration_ns=int(meta[f"{_META}duration-ns"]),
-            sha256=meta[f"{_META}sha256"],
-        )
-        return UploadHeader(
-            segment=segment,
-            container=Container(meta[f"{_META}container"]),
-            codec=meta[f"{_META}codec"],
-            size=int(meta[f"{_META}size"]),
-            signature=base64.b64decode(meta[f"{_META}signature"], validate=True),
-        )
-    except (KeyError, ValueError) as e:
-        raise InvalidArgument(
-            f"object metadata does not hold a segment header: {e}", field="metadata"
-        ) from None
