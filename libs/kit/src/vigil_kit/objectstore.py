@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from minio import Minio
@@ -69,3 +70,72 @@ async def bootstrap_buckets(client: Minio, names: Iterable[str] = BUCKETS) -> li
             created.append(name)
             log.info("created bucket", extra={"bucket": name})
     return created
+
+
+class Presigner:
+    """Presigned GET URLs by version id, byte-for-byte what `Minio.presigned_get_object` makes, faster.
+
+    minio-py derives the SigV4 signing key and rebuilds its URL machinery for every URL; a playback
+    manifest presigns hundreds at one instant. `get_many` computes what is shared by all of them once
+    (date, scope, credential, signing key) and per URL only the canonical request's hash and one HMAC
+    (AWS Signature Version 4, query-string authentication). A unit test holds it to minio's output.
+    It never asks the server for the bucket's region: it uses the configured one, as the services do.
+    """
+
+    def __init__(self, client: Minio) -> None:
+        base = client._base_url  # the endpoint, scheme and region the client was made with
+        if base.virtual_style_flag or base.accelerate_host_flag or base.dualstack_host_flag:
+            raise ValueError("Presigner builds path-style URLs only (Vigil's S3 endpoints are path-style)")
+        self._origin = f"{'https' if base.is_https else 'http'}://{base.host}"
+        self._host = base.host
+        self._region = base.region or "us-east-1"
+        self._provider = client._provider
+
+    def get(
+        self, bucket: str, key: str, *, version_id: str, expires: timedelta, now: datetime | None = None
+    ) -> str:
+        return self.get_many(bucket, [(key, version_id)], expires=expires, now=now)[0]
+
+    def get_many(
+        self,
+        bucket: str,
+        objects: Iterable[tuple[str, str]],
+        *,
+        expires: timedelta,
+        now: datetime | None = None,
+    ) -> list[str]:
+        """One presigned GET URL per (key, version id), all signed at `now` (UTC; default: the present)."""
+        import hashlib
+        import hmac
+        from urllib.parse import quote
+
+        seconds = int(expires.total_seconds())
+        if not 1 <= seconds <= 604_800:
+            raise ValueError("expires must be between 1 second and 7 days")
+        at = now or datetime.now(UTC)
+        if at.tzinfo is not None:
+            at = at.astimezone(UTC)  # a naive `now` is UTC already, as minio takes it
+        amz_date = at.strftime("%Y%m%dT%H%M%SZ")
+        day = at.strftime("%Y%m%d")
+        credentials = self._provider.retrieve()
+        scope = f"{day}/{self._region}/s3/aws4_request"
+        signing_key = b"AWS4" + credentials.secret_key.encode()
+        for part in (day, self._region, "s3", "aws4_request"):
+            signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
+        auth = (
+            f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={quote(credentials.access_key + '/' + scope, safe='')}"
+            f"&X-Amz-Date={amz_date}&X-Amz-Expires={seconds}&X-Amz-SignedHeaders=host"
+        )
+        prefix = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n"
+        suffix = f"\nhost:{self._host}\n\nhost\nUNSIGNED-PAYLOAD"
+        out = []
+        for key, version_id in objects:
+            path = f"/{bucket}/{quote(key, safe='/')}"
+            query = f"versionId={quote(version_id, safe='')}&{auth}" if version_id else auth
+            # Canonical query: the parameters sorted; "X-Amz-*" sorts before "versionId" (ASCII).
+            canonical_query = f"{auth}&versionId={quote(version_id, safe='')}" if version_id else auth
+            canonical = f"GET\n{path}\n{canonical_query}{suffix}"
+            to_sign = prefix + hashlib.sha256(canonical.encode()).hexdigest()
+            signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+            out.append(f"{self._origin}{path}?{query}&X-Amz-Signature={signature}")
+        return out

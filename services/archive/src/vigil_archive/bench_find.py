@@ -53,8 +53,8 @@ def _sqlite_time(t: datetime) -> str:
     return t.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def fill_index(path: Path, t0: datetime, n: int, batch: int = 50_000) -> float:
-    """n back-to-back segments of DEVICE from t0 into archive_segments; seconds taken."""
+def fill_index(path: Path, t0: datetime, n: int, batch: int = 50_000, device: str = DEVICE) -> float:
+    """n back-to-back segments of `device` from t0 into archive_segments; seconds taken."""
     started = time.perf_counter()
     conn = sqlite3.connect(path)
     try:
@@ -66,10 +66,10 @@ def fill_index(path: Path, t0: datetime, n: int, batch: int = 50_000) -> float:
             rows = []
             for i in range(lo, min(n, lo + batch)):
                 start = t0 + i * SEGMENT
-                key = f"segments/{DEVICE}/{start:%Y/%m/%d}/{start:%Y%m%dT%H%M%S}.000Z-{i + 1}.ts"
+                key = f"segments/{device}/{start:%Y/%m/%d}/{start:%Y%m%dT%H%M%S}.000Z-{i + 1}.ts"
                 rows.append(
                     (
-                        DEVICE,
+                        device,
                         i + 1,
                         _sqlite_time(start),
                         _sqlite_time(start + SEGMENT),
