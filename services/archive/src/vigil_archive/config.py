@@ -86,3 +86,28 @@ class Settings(ServiceSettings):
     registry_timeout_s: float = Field(
         default=3.0, gt=0, description="Deadline of a GetDevice call when re-indexing an orphan"
     )
+
+    # --- export and masked renditions (ACC-5, REG-5, ARC-4) ---
+    signing_key_file: str | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key (PKCS#8 PEM) that signs evidence manifests; unset: one is generated at "
+            "start and its public key logged (and served by GetExportKey)"
+        ),
+    )
+    export_retention_days: int = Field(
+        default=730,
+        ge=1,
+        description="COMPLIANCE retention of exported clips and manifests (ARC-6's long profile: 2 years)",
+    )
+    max_export_window_s: float = Field(
+        default=3600.0, gt=0, description="Longest footage window one export covers"
+    )
+    max_export_segments: int = Field(default=2000, ge=1, description="Segments one export joins at most")
+    x264_preset: str = Field(
+        default="veryfast", description="libx264 preset of masked renditions and re-encoded exports"
+    )
+    x264_crf: int = Field(default=20, ge=0, le=51, description="libx264 CRF of masked renditions and exports")
+    rendition_concurrency: int = Field(
+        default=2, ge=1, le=32, description="Masked renditions encoded at once (CPU-bound)"
+    )

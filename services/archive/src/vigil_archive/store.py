@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -423,8 +424,7 @@ async def remove_segments(session: AsyncSession, row_ids: Sequence[int], now: da
     t = segments_table.c
     days = (await session.execute(select(t.device_id, t.day).where(t.id.in_(row_ids)).distinct())).all()
     await session.execute(delete(segments_table).where(t.id.in_(row_ids)))
-    for device_id, day in days:
-        await mark_day_dirty(session, device_id, day, now)
+    await mark_days_dirty(session, [(d, day) for d, day in days], now)
 
 
 # --- holds --------------------------------------------------------------------------------------
@@ -731,3 +731,39 @@ async def index_listing(
         query = query.where(or_(key > after_key, and_(key == after_key, version > after_version)))
     rows = (await session.execute(query.order_by(key, version).limit(limit))).all()
     return [_row(r) for r in rows]
+
+
+async def mark_days_dirty(session: AsyncSession, days: Sequence[tuple[str, str]], now: datetime) -> None:
+    """mark_day_dirty for many (device, day) pairs in three statements (a sweep batch spans many devices)."""
+    if not days:
+        return
+    t = day_roots_table.c
+    wanted = set(days)
+    devices = sorted({d for d, _ in wanted})
+    existing = {
+        (r.device_id, r.day)
+        for r in (
+            await session.execute(
+                select(t.device_id, t.day).where(
+                    t.device_id.in_(devices), t.day.in_(sorted({d for _, d in wanted}))
+                )
+            )
+        ).all()
+    }
+    found = wanted & existing
+    if found:
+        await session.execute(
+            update(day_roots_table)
+            .where(t.device_id == bindparam("b_device"), t.day == bindparam("b_day"))
+            .values(dirty=True, update_time=now),
+            [{"b_device": d, "b_day": day} for d, day in sorted(found)],
+        )
+    missing = sorted(wanted - existing)
+    if missing:
+        await session.execute(
+            day_roots_table.insert(),
+            [
+                {"device_id": d, "day": day, "leaf_count": 0, "root": b"", "dirty": True, "update_time": now}
+                for d, day in missing
+            ],
+        )

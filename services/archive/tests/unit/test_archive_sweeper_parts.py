@@ -1,0 +1,57 @@
+"""The sweeper's pure parts: which versions storage refused, its event ids, its Segment messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from vigil_archive import codec, store
+from vigil_archive.domain import SegmentRef
+from vigil_archive.sweeper import _event_ids, _refused, segment_pb
+
+T = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_storage_errors_keep_exactly_the_versions_they_name() -> None:
+    objects = [("a", "1"), ("a", "2"), ("b", "1")]
+    assert _refused(objects, [("a", "2", "AccessDenied")]) == {("a", "2")}
+
+
+def test_an_error_without_a_version_keeps_every_version_of_its_key() -> None:
+    objects = [("a", "1"), ("a", "2"), ("b", "1")]
+    assert _refused(objects, [("a", "", "AccessDenied")]) == {("a", "1"), ("a", "2")}
+
+
+def test_a_version_already_gone_counts_as_deleted() -> None:
+    assert _refused([("a", "1")], [("a", "1", "NoSuchVersion")]) == set()
+
+
+def test_event_ids_are_distinct_increasing_uuid7s() -> None:
+    ids = list(_event_ids(2000))
+    parsed = [uuid.UUID(i) for i in ids]
+    assert len(set(ids)) == 2000 and ids == sorted(ids)
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+
+
+def test_event_ids_carry_the_current_millisecond() -> None:
+    before = int(datetime.now(UTC).timestamp() * 1000)
+    ms = uuid.UUID(next(_event_ids(1))).int >> 80
+    assert before - 1 <= ms <= before + 1000
+
+
+def test_the_sweepers_segment_message_equals_the_codecs() -> None:
+    ref = SegmentRef(
+        device_id="32020501501320000001",
+        start=T,
+        end=T + timedelta(seconds=2),
+        bucket="vigil-segments",
+        key="segments/x.ts",
+        version_id="v1",
+        size=9,
+        sha256="ab" * 32,
+        retain_until=T + timedelta(days=30, microseconds=7),
+    )
+    row = store.IndexedSegment(
+        row_id=1, ref=ref, sequence=4, owner_unit_id="o", codec="h264", container="ts", legal_hold=False
+    )
+    assert segment_pb(row) == codec.segment_to_pb(row)
