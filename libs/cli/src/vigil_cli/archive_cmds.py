@@ -34,6 +34,9 @@ from vigil_cli.session import call_service
 
 T = TypeVar("T")
 
+VERIFY_TIMEOUT_S = 600.0
+SCAN_TIMEOUT_S = 120.0
+
 segments_app = typer.Typer(
     help="Stored segments as the archive indexes them (by object version).", no_args_is_help=True
 )
@@ -202,7 +205,8 @@ def archive_verify(
     ctx: typer.Context, device_id: DeviceId, start: From = None, end: To = None, json_output: JsonFlag = False
 ) -> None:
     request = _with_range(pb.VerifySegmentsRequest(device_id=device_id), start, end)
-    result = call(ctx, lambda stub: stub.VerifySegments(request))
+    # Re-hashing a day of footage from storage takes longer than the CLI's default 5 s deadline.
+    result = call(ctx, lambda stub: stub.VerifySegments(request, timeout=VERIFY_TIMEOUT_S))
     if json_output:
         print_message(result)
     else:
@@ -227,7 +231,7 @@ def archive_coverage(
     ctx: typer.Context, device_id: DeviceId, start: From = None, end: To = None, json_output: JsonFlag = False
 ) -> None:
     request = _with_range(pb.GetCoverageRequest(device_id=device_id), start, end)
-    cov = call(ctx, lambda stub: stub.GetCoverage(request))
+    cov = call(ctx, lambda stub: stub.GetCoverage(request, timeout=SCAN_TIMEOUT_S))
     if json_output:
         print_message(cov)
         return

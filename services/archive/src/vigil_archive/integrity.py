@@ -12,6 +12,7 @@ device-day root. The workers: day roots (`dayroots`), the scrubber (`scrubber`),
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from vigil_kit.errors import InvalidArgument, NotFound
 
 VERIFY_ACTION = "archive.segments.verify"
 PROOF_ACTION = "archive.segment.proof"
+VERIFY_CONCURRENCY = 8
 DETECTED_BY = "verify"
 DEFAULT_VERIFY_MAX_SEGMENTS = 5000
 DEFAULT_VERIFY_MAX_BYTES = 4 * 1024**3
@@ -94,8 +96,15 @@ class Integrity(ArchiveBase):
             segments = await self._segments_to_verify(request.device_id, start, end)
             checker = self.storage_checker
             findings: list[Finding] = []
-            for seg in segments:
-                findings += await checker.check(seg.ref, detected_by=DETECTED_BY)
+            # A few objects at a time: each check is two round trips to storage and a streamed hash.
+            gate = asyncio.Semaphore(VERIFY_CONCURRENCY)
+
+            async def check(seg: store.IndexedSegment) -> list[Finding]:
+                async with gate:
+                    return await checker.check(seg.ref, detected_by=DETECTED_BY)
+
+            for found in await asyncio.gather(*(check(seg) for seg in segments)):
+                findings += found
             days = sorted({store.day_of(seg.ref.start) for seg in segments})
             now = self.clock()
             roots: list[pb.DayRoot] = []

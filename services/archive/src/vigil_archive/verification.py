@@ -140,7 +140,16 @@ def hash_version(client: Minio, bucket: str, key: str, version_id: str) -> tuple
 
 
 def _latest_version(client: Minio, bucket: str, key: str) -> str | None:
-    """The newest stored version of exactly this key (delete markers skipped: they hide, not replace)."""
+    """The newest stored version of exactly this key (delete markers skipped: they hide, not replace).
+
+    A HEAD of the key answers for the newest version directly; only when the key's newest entry is a
+    delete marker (or nothing) does it list the key's versions — listing is slow on large buckets.
+    """
+    try:
+        return client.stat_object(bucket, key).version_id
+    except S3Error as e:
+        if e.code not in _MISSING_CODES:
+            raise
     for obj in client.list_objects(bucket, prefix=key, recursive=True, include_version=True):
         # S3 lists a key's versions newest first; the prefix may also match longer keys.
         if obj.object_name == key and not obj.is_delete_marker:
