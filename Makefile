@@ -1,10 +1,10 @@
-# Vigil: make setup | run | test | lint | proto | proto-check | bench
+# Vigil: make setup | run | test | lint | proto | proto-check | bench | helm-lint
 SHELL := /bin/bash
 UV ?= uv
 PY := .venv/bin/python
 export UV_LINK_MODE ?= copy
 
-.PHONY: setup run test lint proto proto-check bench
+.PHONY: setup run test lint proto proto-check bench helm-lint
 
 # setup: install uv if missing and sync every workspace member (and dev tools) into .venv
 setup:
@@ -37,3 +37,7 @@ proto-check: setup
 # bench: run every benchmark and write bench/REPORT.md
 bench: setup
 	$(PY) -m vigil_kit.bench.run --out bench/REPORT.md
+
+# helm-lint: the offline deployment checks alone (chart lint/render/validate, policies, skaffold, images)
+helm-lint: setup
+	.venv/bin/pytest deploy

@@ -14,6 +14,7 @@ from vigil_cli.access_cmds import add_access_commands
 from vigil_cli.archive_cmds import add_archive_commands
 from vigil_cli.audit_cmds import audit_app
 from vigil_cli.context import ContextError, load_context, vigil_home
+from vigil_cli.export_cmds import export_app
 from vigil_cli.gateway import gateway
 from vigil_cli.identity import DEFAULT_PRINCIPAL, SERVICES, load_directory
 from vigil_cli.ingest_cmds import ingest_app
@@ -45,6 +46,7 @@ add_access_commands(app)
 add_archive_commands(app)
 app.add_typer(audit_app)
 app.add_typer(ingest_app)
+app.add_typer(export_app)
 
 
 def _principal_names() -> list[str]:

@@ -271,6 +271,9 @@ class Supervisor:
         # and goes into the context file, where `vigil audit verify` pins it.
         self.audit_key_file = data_dir / "audit" / "log-signing-key.pem"
         self.audit_public_key_pem = b""
+        # The archive's evidence-manifest signing key, the same way: `vigil export verify` pins its public half.
+        self.archive_key_file = data_dir / "archive" / "export-signing-key.pem"
+        self.archive_public_key_pem = b""
         self.context: Context | None = None
         self.seed_task: asyncio.Task[None] | None = None
         self.demo_tasks: list[asyncio.Task[None]] = []
@@ -405,6 +408,13 @@ class Supervisor:
         fd = os.open(self.audit_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as key_out:
             key_out.write(audit_private_pem)
+        archive_private_pem, self.archive_public_key_pem = generate_keypair()
+        self.archive_key_file.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.archive_key_file.unlink()
+        fd = os.open(self.archive_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as key_out:
+            key_out.write(archive_private_pem)
 
     def _take_lock(self) -> None:
         lock_path = self.home / "up.lock"
@@ -468,6 +478,8 @@ class Supervisor:
         )
         if svc.name == "audit":
             settings["AUDIT_SIGNING_KEY_FILE"] = str(self.audit_key_file.resolve())
+        if svc.name == "archive":
+            settings["ARCHIVE_SIGNING_KEY_FILE"] = str(self.archive_key_file.resolve())
         return {**os.environ, **settings}
 
     def _spawn(self, svc: ServiceProcess, *, first: bool = False) -> None:
@@ -590,7 +602,10 @@ class Supervisor:
                 for name, t in tokens.items()
             },
             demo=self.demo_mode,
-            extra={"audit_log_public_key_pem": self.audit_public_key_pem.decode()},
+            extra={
+                "audit_log_public_key_pem": self.audit_public_key_pem.decode(),
+                "archive_export_public_key_pem": self.archive_public_key_pem.decode(),
+            },
         )
 
     def _refresh_context(self) -> None:

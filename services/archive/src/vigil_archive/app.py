@@ -18,10 +18,12 @@ from vigil_archive import metrics
 from vigil_archive.api import SERVICE_NAME, ArchiveDeps, Clock, IndexReads
 from vigil_archive.codec import time_range
 from vigil_archive.config import Settings
+from vigil_archive.export import Exports, load_export_key
 from vigil_archive.holds import Holds
 from vigil_archive.indexer import INDEX_GROUP, Indexer
 from vigil_archive.integrity import Integrity
 from vigil_archive.playback import Viewing
+from vigil_archive.renditions import MaskedRenditions
 from vigil_kit import topics
 from vigil_kit.auth import Principal
 from vigil_kit.consumer import IdempotentConsumer
@@ -29,13 +31,14 @@ from vigil_kit.errors import Unavailable, format_error, from_rpc_error
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.grpc_server import ServiceBinding
 from vigil_kit.service import ServiceContext, run_service
+from vigil_media.video import EncodeOptions
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class ArchiveServicer(IndexReads, Viewing, Holds, Integrity, pb_grpc.ArchiveServiceServicer):
+class ArchiveServicer(IndexReads, Exports, Viewing, Holds, Integrity, pb_grpc.ArchiveServiceServicer):
     """vigil.archive.v1.ArchiveService, assembled from its parts."""
 
 
@@ -82,17 +85,20 @@ class GrantChecker:
             raise Unavailable(f"sharing could not decide the access: {error.message}") from None
 
 
+Polygons = tuple[tuple[tuple[float, float], ...], ...]
+
+
 class DeviceMasks:
-    """Whether a device has privacy masks (REG-5), from the registry, kept for a short while."""
+    """A device's privacy-mask polygons (REG-5; empty: none), from the registry, kept for a short while."""
 
     TTL_S = 30.0
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._stub: reg_grpc.RegistryServiceStub | None = None
-        self._cache: dict[str, tuple[bool, float]] = {}
+        self._cache: dict[str, tuple[Polygons, float]] = {}
 
-    async def __call__(self, device_id: str) -> bool:
+    async def __call__(self, device_id: str) -> Polygons:
         cached = self._cache.get(device_id)
         if cached is not None and time.monotonic() - cached[1] < self.TTL_S:
             return cached[0]
@@ -111,9 +117,9 @@ class DeviceMasks:
             device = await self._stub.GetDevice(reg_pb.GetDeviceRequest(device_id=device_id))
         except grpc.RpcError as exc:
             raise Unavailable(f"the registry could not say whether {device_id} has privacy masks") from exc
-        has = bool(device.privacy_masks)
-        self._cache[device_id] = (has, time.monotonic())
-        return has
+        polygons = tuple(tuple((pt.x, pt.y) for pt in mask.points) for mask in device.privacy_masks)
+        self._cache[device_id] = (polygons, time.monotonic())
+        return polygons
 
 
 async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceBinding]:
@@ -133,9 +139,22 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
             "presign_ttl_s": settings.presign_ttl_s,
             "max_playback_window": timedelta(seconds=settings.max_playback_window_s),
             "live_window_segments": settings.live_window_segments,
+            # Export and masked renditions (ACC-5, REG-5, ARC-4).
+            "export_key": load_export_key(settings.signing_key_file),
+            "export_retention_days": settings.export_retention_days,
+            "max_export_window_s": settings.max_export_window_s,
+            "max_export_segments": settings.max_export_segments,
+            "x264_preset": settings.x264_preset,
+            "x264_crf": settings.x264_crf,
         },
     )
     servicer = ArchiveServicer(deps)
+    if ctx.minio is not None:
+        deps.extra["masked_renditions"] = MaskedRenditions(
+            ctx.minio,
+            options=EncodeOptions(preset=settings.x264_preset, crf=settings.x264_crf),
+            concurrency=settings.rendition_concurrency,
+        )
     indexer = Indexer(clock=clock, notifier=ctx.relay.notify, after_index=servicer.after_index)
     ctx.add_worker(
         "segment-indexer",

@@ -3,7 +3,8 @@
 The order is the rule: sharing decides (Authorize, for the caller), the archive commits its own
 audit record of the access, and only then are URLs presigned and returned — a failure at any step
 returns no URL. URLs name the object *version* the index holds, so a newer PUT over the key (which
-S3 accepts) is never what a viewer sees (ARC-4).
+S3 accepts) is never what a viewer sees (ARC-4). A principal without the unmask right, on a device
+with privacy masks, gets URLs of masked renditions of the same versions (vigil_archive.renditions).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from vigil.archive.v1 import archive_service_pb2 as pb
 from vigil.sharing.v1 import sharing_service_pb2 as sharing_pb
 from vigil_archive import codec, store
 from vigil_archive.api import ArchiveBase
+from vigil_archive.renditions import MaskedRenditions
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from vigil_kit.objectstore import Presigner
 
 HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
 
@@ -143,16 +146,10 @@ class Viewing(ArchiveBase):
         *,
         live: bool,
     ) -> pb.PlaybackManifest:
-        masked = not answer.unmasked_allowed and await self._has_masks(device_id)
-        if masked:
-            # REG-5: the footage must be masked for this principal, and the archive has no masked
-            # rendition to give: refuse rather than show what the masks hide.
-            raise FailedPrecondition(
-                f"device {device_id} has privacy masks and the caller may not see unmasked video; "
-                "masked renditions are not available",
-                rule="REG-5",
-                field="device_id",
-            )
+        # REG-5: a principal without the unmask right sees the device's footage masked (the masks as
+        # the registry has them now); with no masks, or the right, the originals are presigned.
+        masks = () if answer.unmasked_allowed else await self._masks(device_id)
+        masked = bool(masks)
         ttl = timedelta(seconds=self._viewing_setting("presign_ttl_s", 300))
         now = self.clock()
         async with self.sessions.begin() as s:
@@ -166,8 +163,13 @@ class Viewing(ArchiveBase):
                 rule_id=answer.rule,
                 attributes={"segments": str(len(rows)), "masked": str(masked).lower()},
             )
-        # Only now, with the access on the record, are the URLs made (ACC-1).
-        urls = await asyncio.to_thread(self._presign, rows, ttl)
+        # Only now, with the access on the record, are footage read and URLs made (ACC-1).
+        if masked:
+            renditions = self._masked_renditions()
+            stored = await renditions.for_rows(rows, masks)
+            urls = await asyncio.to_thread(renditions.presign, stored, ttl)
+        else:
+            urls = await asyncio.to_thread(self._presign, rows, ttl)
         entries = [PlaylistEntry(u, r.start_time, r.end_time) for u, r in zip(urls, rows, strict=True)]
         media_sequence = int(rows[0].sequence) if live and rows else 0
         msg = pb.PlaybackManifest(
@@ -185,12 +187,41 @@ class Viewing(ArchiveBase):
         client = self.deps.minio
         if client is None:
             raise FailedPrecondition("the archive has no object storage configured", field="device_id")
-        return [
-            client.presigned_get_object(r.bucket, r.key, expires=ttl, version_id=r.version_id) for r in rows
-        ]
+        presigner = self.deps.extra.get("presigner")
+        if presigner is None:
+            presigner = self.deps.extra["presigner"] = Presigner(client)
+        now = self.clock()
+        urls = [""] * len(rows)
+        by_bucket: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_bucket.setdefault(r.bucket, []).append(i)
+        for bucket, indices in by_bucket.items():  # one signing pass per bucket (nearly always just one)
+            signed = presigner.get_many(
+                bucket, [(rows[i].key, rows[i].version_id) for i in indices], expires=ttl, now=now
+            )
+            for i, url in zip(indices, signed, strict=True):
+                urls[i] = url
+        return urls
 
-    async def _has_masks(self, device_id: str) -> bool:
+    async def _masks(self, device_id: str) -> Sequence[Sequence[tuple[float, float]]]:
+        """The device's privacy-mask polygons (normalised frame coordinates) as the registry has them."""
         lookup = self.deps.extra.get("device_masks")
         if lookup is None:
-            return True  # not knowing the device's masks, assume it has some (deny by default)
-        return bool(await lookup(device_id))  # type: ignore[operator]
+            # Not knowing the device's masks, the archive cannot mask: refuse rather than show what
+            # masks may hide (deny by default).
+            raise FailedPrecondition(
+                f"the archive cannot learn device {device_id}'s privacy masks, and the caller may not "
+                "see unmasked video",
+                rule="REG-5",
+                field="device_id",
+            )
+        return await lookup(device_id)  # type: ignore[operator,no-any-return]
+
+    def _masked_renditions(self) -> MaskedRenditions:
+        made = self.deps.extra.get("masked_renditions")
+        if made is None:
+            if self.deps.minio is None:
+                raise FailedPrecondition("the archive has no object storage configured", field="device_id")
+            made = MaskedRenditions(self.deps.minio)
+            self.deps.extra["masked_renditions"] = made
+        return made  # type: ignore[return-value]

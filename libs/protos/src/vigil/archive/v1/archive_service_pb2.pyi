@@ -19,12 +19,25 @@ class ViolationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIOLATION_KIND_NEWER_VERSION: _ClassVar[ViolationKind]
     VIOLATION_KIND_SIZE_MISMATCH: _ClassVar[ViolationKind]
     VIOLATION_KIND_DAY_ROOT_MISMATCH: _ClassVar[ViolationKind]
+
+class ExportStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPORT_STAGE_UNSPECIFIED: _ClassVar[ExportStage]
+    EXPORT_STAGE_AUTHORIZED: _ClassVar[ExportStage]
+    EXPORT_STAGE_READING: _ClassVar[ExportStage]
+    EXPORT_STAGE_ENCODING: _ClassVar[ExportStage]
+    EXPORT_STAGE_STORED: _ClassVar[ExportStage]
 VIOLATION_KIND_UNSPECIFIED: ViolationKind
 VIOLATION_KIND_HASH_MISMATCH: ViolationKind
 VIOLATION_KIND_MISSING: ViolationKind
 VIOLATION_KIND_NEWER_VERSION: ViolationKind
 VIOLATION_KIND_SIZE_MISMATCH: ViolationKind
 VIOLATION_KIND_DAY_ROOT_MISMATCH: ViolationKind
+EXPORT_STAGE_UNSPECIFIED: ExportStage
+EXPORT_STAGE_AUTHORIZED: ExportStage
+EXPORT_STAGE_READING: ExportStage
+EXPORT_STAGE_ENCODING: ExportStage
+EXPORT_STAGE_STORED: ExportStage
 
 class Segment(_message.Message):
     __slots__ = ("device_id", "sequence", "start_time", "end_time", "bucket", "key", "version_id", "size", "sha256", "retain_until", "hold_ids", "owner_unit_id", "codec", "container")
@@ -315,3 +328,81 @@ class StorageStatus(_message.Message):
     detail: str
     checked_at: _timestamp_pb2.Timestamp
     def __init__(self, object_lock_enforced: _Optional[bool] = ..., detail: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExportClipRequest(_message.Message):
+    __slots__ = ("device_id", "range", "purpose", "public")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    range: _time_range_pb2.TimeRange
+    purpose: str
+    public: bool
+    def __init__(self, device_id: _Optional[str] = ..., range: _Optional[_Union[_time_range_pb2.TimeRange, _Mapping]] = ..., purpose: _Optional[str] = ..., public: _Optional[bool] = ...) -> None: ...
+
+class ExportedClip(_message.Message):
+    __slots__ = ("export_id", "device_id", "range", "bucket", "key", "version_id", "sha256", "size", "manifest_key", "manifest_version_id", "manifest", "masked", "public", "retain_until", "audit_record_id", "grant_id", "segment_count", "url")
+    EXPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    export_id: str
+    device_id: str
+    range: _time_range_pb2.TimeRange
+    bucket: str
+    key: str
+    version_id: str
+    sha256: str
+    size: int
+    manifest_key: str
+    manifest_version_id: str
+    manifest: bytes
+    masked: bool
+    public: bool
+    retain_until: _timestamp_pb2.Timestamp
+    audit_record_id: str
+    grant_id: str
+    segment_count: int
+    url: str
+    def __init__(self, export_id: _Optional[str] = ..., device_id: _Optional[str] = ..., range: _Optional[_Union[_time_range_pb2.TimeRange, _Mapping]] = ..., bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., manifest_key: _Optional[str] = ..., manifest_version_id: _Optional[str] = ..., manifest: _Optional[bytes] = ..., masked: _Optional[bool] = ..., public: _Optional[bool] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_record_id: _Optional[str] = ..., grant_id: _Optional[str] = ..., segment_count: _Optional[int] = ..., url: _Optional[str] = ...) -> None: ...
+
+class ExportProgress(_message.Message):
+    __slots__ = ("stage", "segments_done", "segments_total", "frames", "done")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_DONE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    stage: ExportStage
+    segments_done: int
+    segments_total: int
+    frames: int
+    done: ExportedClip
+    def __init__(self, stage: _Optional[_Union[ExportStage, str]] = ..., segments_done: _Optional[int] = ..., segments_total: _Optional[int] = ..., frames: _Optional[int] = ..., done: _Optional[_Union[ExportedClip, _Mapping]] = ...) -> None: ...
+
+class GetExportKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExportKey(_message.Message):
+    __slots__ = ("public_key_pem", "key_id")
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    public_key_pem: str
+    key_id: str
+    def __init__(self, public_key_pem: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...

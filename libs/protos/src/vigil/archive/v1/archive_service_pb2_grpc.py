@@ -89,6 +89,16 @@ class ArchiveServiceStub:
                 request_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetLiveManifestRequest.SerializeToString,
                 response_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.FromString,
                 _registered_method=True)
+        self.ExportClip = channel.unary_stream(
+                '/vigil.archive.v1.ArchiveService/ExportClip',
+                request_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportClipRequest.SerializeToString,
+                response_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportProgress.FromString,
+                _registered_method=True)
+        self.GetExportKey = channel.unary_unary(
+                '/vigil.archive.v1.ArchiveService/GetExportKey',
+                request_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetExportKeyRequest.SerializeToString,
+                response_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportKey.FromString,
+                _registered_method=True)
 
 
 class ArchiveServiceServicer:
@@ -180,6 +190,25 @@ class ArchiveServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportClip(self, request, context):
+        """Export (ACC-1, ACC-5, REG-5, ARC-4): the device's footage in the range joined into one MP4 in
+        bucket vigil-evidence under COMPLIANCE retention, with a signed evidence manifest beside it.
+        Sharing's Authorize(ACTION_EXPORT, device, range) decides first and the export's audit record is
+        committed before any footage is read. The device's privacy masks are applied unless the caller
+        may see unmasked video; `public` also blurs faces and licence plates on every frame. Streams
+        progress, then one message with `done` set naming the clip and its manifest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExportKey(self, request, context):
+        """The public key that signs evidence manifests (to verify an export offline).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArchiveServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -237,6 +266,16 @@ def add_ArchiveServiceServicer_to_server(servicer, server):
                     servicer.GetLiveManifest,
                     request_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetLiveManifestRequest.FromString,
                     response_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.SerializeToString,
+            ),
+            'ExportClip': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportClip,
+                    request_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportClipRequest.FromString,
+                    response_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportProgress.SerializeToString,
+            ),
+            'GetExportKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExportKey,
+                    request_deserializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetExportKeyRequest.FromString,
+                    response_serializer=vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportKey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -536,6 +575,60 @@ class ArchiveService:
             '/vigil.archive.v1.ArchiveService/GetLiveManifest',
             vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetLiveManifestRequest.SerializeToString,
             vigil_dot_archive_dot_v1_dot_archive__service__pb2.PlaybackManifest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportClip(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vigil.archive.v1.ArchiveService/ExportClip',
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportClipRequest.SerializeToString,
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExportKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigil.archive.v1.ArchiveService/GetExportKey',
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.GetExportKeyRequest.SerializeToString,
+            vigil_dot_archive_dot_v1_dot_archive__service__pb2.ExportKey.FromString,
             options,
             channel_credentials,
             insecure,

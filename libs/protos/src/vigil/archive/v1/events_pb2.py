@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from vigil.archive.v1 import archive_service_pb2 as vigil_dot_archive_dot_v1_dot_archive__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dvigil/archive/v1/events.proto\x12\x10vigil.archive.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&vigil/archive/v1/archive_service.proto\"M\n\x0fSegmentArchived\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vigil.archive.v1.Segment\x12\x0e\n\x06source\x18\x02 \x01(\t\"m\n\x0eSegmentExpired\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vigil.archive.v1.Segment\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\nHoldPlaced\x12$\n\x04hold\x18\x01 \x01(\x0b\x32\x16.vigil.archive.v1.Hold\"4\n\x0cHoldReleased\x12$\n\x04hold\x18\x01 \x01(\x0b\x32\x16.vigil.archive.v1.Hold\"\x99\x01\n\x12IntegrityViolation\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12*\n\x07\x66inding\x18\x02 \x01(\x0b\x32\x19.vigil.archive.v1.Finding\x12\x13\n\x0b\x64\x65tected_by\x18\x03 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x0fOrphanReindexed\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vigil.archive.v1.Segmentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dvigil/archive/v1/events.proto\x12\x10vigil.archive.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&vigil/archive/v1/archive_service.proto\"M\n\x0fSegmentArchived\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vigil.archive.v1.Segment\x12\x0e\n\x06source\x18\x02 \x01(\t\"m\n\x0eSegmentExpired\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vigil.archive.v1.Segment\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\nHoldPlaced\x12$\n\x04hold\x18\x01 \x01(\x0b\x32\x16.vigil.archive.v1.Hold\"4\n\x0cHoldReleased\x12$\n\x04hold\x18\x01 \x01(\x0b\x32\x16.vigil.archive.v1.Hold\"\x99\x01\n\x12IntegrityViolation\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12*\n\x07\x66inding\x18\x02 \x01(\x0b\x32\x19.vigil.archive.v1.Finding\x12\x13\n\x0b\x64\x65tected_by\x18\x03 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x0fOrphanReindexed\x12*\n\x07segment\x18\x01 \x01(\x0b\x32\x19.vigil.archive.v1.Segment\"\x93\x01\n\x0c\x43lipExported\x12,\n\x04\x63lip\x18\x01 \x01(\x0b\x32\x1e.vigil.archive.v1.ExportedClip\x12\x13\n\x0b\x65xported_by\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12/\n\x0b\x65xport_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,4 +45,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INTEGRITYVIOLATION']._serialized_end=574
   _globals['_ORPHANREINDEXED']._serialized_start=576
   _globals['_ORPHANREINDEXED']._serialized_end=637
+  _globals['_CLIPEXPORTED']._serialized_start=640
+  _globals['_CLIPEXPORTED']._serialized_end=787
 # @@protoc_insertion_point(module_scope)

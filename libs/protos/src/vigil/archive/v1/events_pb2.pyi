@@ -54,3 +54,15 @@ class OrphanReindexed(_message.Message):
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     segment: _archive_service_pb2.Segment
     def __init__(self, segment: _Optional[_Union[_archive_service_pb2.Segment, _Mapping]] = ...) -> None: ...
+
+class ClipExported(_message.Message):
+    __slots__ = ("clip", "exported_by", "purpose", "export_time")
+    CLIP_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_BY_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_TIME_FIELD_NUMBER: _ClassVar[int]
+    clip: _archive_service_pb2.ExportedClip
+    exported_by: str
+    purpose: str
+    export_time: _timestamp_pb2.Timestamp
+    def __init__(self, clip: _Optional[_Union[_archive_service_pb2.ExportedClip, _Mapping]] = ..., exported_by: _Optional[str] = ..., purpose: _Optional[str] = ..., export_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Video work on Vigil footage: privacy masks, joins, de-identification and signed evidence manifests."""
