@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from vigil.audit.v1 import audit_service_pb2_grpc
 from vigil_audit import metrics
 from vigil_audit.config import Settings
@@ -27,8 +25,7 @@ async def build(ctx: ServiceContext) -> list[ServiceBinding]:
     assert isinstance(settings, Settings)
     reader = read_engine(ctx.engine)
     store = LogStore(ctx.engine, reader)
-    if reader is not ctx.engine:
-        ctx.add_worker("audit-read-engine", _Disposer(reader))
+    ctx.add_worker("audit-read-engine", _Disposer(store))
     key = await load_log_key(ctx.engine, settings.signing_key_file)
     writer = LogWriter(
         store,
@@ -37,27 +34,33 @@ async def build(ctx: ServiceContext) -> list[ServiceBinding]:
         lease_s=settings.writer_lease_s,
         sth_interval_s=settings.sth_interval_s,
         batch_max=settings.append_batch_max,
+        encode_workers=settings.encode_workers,
     )
     ctx.add_worker("audit-log-writer", writer)
+    from vigil_audit.compliance.service import compliance_binding  # AUD-3, hosted by this process
+
     return [
         ServiceBinding(
             name=SERVICE_NAME,
             servicer=AuditServicer(store, key),
             add_to_server=audit_service_pb2_grpc.add_AuditServiceServicer_to_server,
-        )
+        ),
+        compliance_binding(settings, store),
     ]
 
 
 class _Disposer:
-    """A worker that only closes the read engine's connections when the service stops."""
+    """A worker that only closes the store's read connections when the service stops."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
         await self._stop.wait()
-        await self.engine.dispose()
+        self.store.close()
+        if self.store.reader is not None and self.store.reader is not self.store.engine:
+            await self.store.reader.dispose()
 
     def stop(self) -> None:
         self._stop.set()

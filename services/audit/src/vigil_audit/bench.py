@@ -263,6 +263,7 @@ async def append_rate(bootstrap: str, topic: str, n: int, url: str) -> float:
             topic=topic,
             batch_max=Settings.model_fields["append_batch_max"].default,
             sth_interval_s=Settings.model_fields["sth_interval_s"].default,
+            encode_workers=encode_workers(),
         )
         start = time.perf_counter()
         task = asyncio.create_task(writer.run())
@@ -286,6 +287,11 @@ async def append_rate(bootstrap: str, topic: str, n: int, url: str) -> float:
         await engine.dispose()
 
 
+def encode_workers() -> int:
+    """The writer's encode workers in the append figures: the service's default unless overridden."""
+    return _env_int("VIGIL_BENCH_AUDIT_ENCODE_WORKERS", Settings.model_fields["encode_workers"].default)
+
+
 def _append_figure(db_name: str, rate: float, raw: float, n: int) -> Figure:
     return Figure.bounded(
         f"audit log append rate from Kafka ({db_name})",
@@ -295,8 +301,10 @@ def _append_figure(db_name: str, rate: float, raw: float, n: int) -> Figure:
         baseline=raw,
         notes=(
             f"{n:,} AuditRecords (~{RECORD_BYTES_NOTE}) on a 1-partition topic, appended by the service's "
-            "LogWriter in-process (batches of up to 5,000: leaves, query refs, tree nodes, offset in one "
-            "transaction); baseline = bare aiokafka getmany of the same partition, same run"
+            "LogWriter in-process (batches of up to 5,000: leaves, query refs, "
+            "tree nodes, offset in one transaction; records decoded, encoded and hashed by "
+            f"{encode_workers()} spawned encode worker(s), started with the writer inside the timed span; "
+            "0 = on the event loop); baseline = bare aiokafka getmany of the same partition, same run"
         ),
     )
 
@@ -418,8 +426,8 @@ async def proof_latencies(url: str, frontier: Frontier, bootstrap: str) -> tuple
     )
     # As the service builds it (app.build): reads on their own engine (SQLite: no write lock).
     reader = read_engine(engine)
+    store = LogStore(engine, reader)
     try:
-        store = LogStore(engine, reader)
         key = LogKey(Ed25519PrivateKey.generate())
         await store.add_tree_head(
             key.sign(TreeHead(frontier.size, frontier.root(), datetime.now(UTC))), key.key_id
@@ -476,6 +484,7 @@ async def proof_latencies(url: str, frontier: Frontier, bootstrap: str) -> tuple
             await server.stop(0)
         return proofs, floor
     finally:
+        store.close()
         if reader is not engine:
             await reader.dispose()
         await engine.dispose()

@@ -35,3 +35,12 @@ class Settings(ServiceSettings):
     append_batch_max: int = Field(
         default=5000, ge=1, le=50_000, description="Most records appended in one transaction"
     )
+    encode_workers: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description=(
+            "Processes that decode, encode and hash fetched records beside the event loop "
+            "(0: on the event loop)"
+        ),
+    )

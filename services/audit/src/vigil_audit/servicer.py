@@ -104,6 +104,16 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
     def __init__(self, store: LogStore, key: LogKey) -> None:
         self.store = store
         self.key = key
+        # The latest head's message, built once per head rather than once per proof.
+        self._head_msg: tuple[SignedTreeHead, str, pb.SignedTreeHead] | None = None
+
+    def _head_message(self, head: SignedTreeHead, key_id: str) -> pb.SignedTreeHead:
+        cached = self._head_msg
+        if cached is not None and cached[0] == head and cached[1] == key_id:
+            return cached[2]
+        msg = head_message(head, key_id)
+        self._head_msg = (head, key_id, msg)
+        return msg
 
     async def GetPublicKey(self, request: pb.GetPublicKeyRequest, context: object) -> pb.PublicKey:
         current_principal()  # any authenticated caller: the key is public
@@ -194,7 +204,9 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             if found.head is None:
                 await self._latest()  # raises: nothing signed yet
             latest, latest_key = found.head  # type: ignore[misc]
-            return self._inclusion(entry, latest.tree_size, head_message(latest, latest_key), found.hashes, 0)
+            return self._inclusion(
+                entry, latest.tree_size, self._head_message(latest, latest_key), found.hashes, 0, found.plan
+            )
         if which == "record_id":
             entry = self._found(await self.store.entry_by_record_id(request.record_id), request, which)
         else:
@@ -224,6 +236,7 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         head: pb.SignedTreeHead | None,
         hashes: dict,
         asked_size: int,
+        plan: merkle.ProofPlan | None = None,
     ) -> pb.InclusionProof:
         if entry.leaf_index >= size:
             if asked_size == 0:
@@ -235,7 +248,8 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
             raise InvalidArgument(
                 f"tree_size {size} does not contain leaf {entry.leaf_index}", field="tree_size"
             )
-        plan = merkle.inclusion_plan(entry.leaf_index, size)
+        if plan is None:
+            plan = merkle.inclusion_plan(entry.leaf_index, size)
         proof = plan.assemble(hashes)
         root = (
             bytes.fromhex(head.root_hash)

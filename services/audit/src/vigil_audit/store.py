@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from sqlalchemy import (
@@ -62,6 +62,7 @@ from vigil_kit.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, create_engine
 from vigil_kit.merkle import AppendResult, Frontier, NodeId
 
 METADATA = MetaData()
+_sha256 = hashlib.sha256
 
 # Leaf indexes are SQLite's rowid (INTEGER PRIMARY KEY), a BIGINT elsewhere.
 _INDEX = BigInteger().with_variant(Integer, "sqlite")
@@ -147,8 +148,6 @@ _REF_KINDS = {
     "unit_ids": UNIT,
     "hold_ids": HOLD,
 }
-# Bounds for a footage window that lacks one end (still "has a window", unlike NULL).
-_MIN_US, _MAX_US = -(2**63), 2**63 - 1
 # One statement text for every proof, so asyncpg prepares it once per connection.
 _PG_NODES = (
     "SELECT n.level, n.idx, n.hash FROM audit_nodes n "
@@ -158,18 +157,16 @@ _PG_NODES = (
 _IN_CHUNK = 500
 
 
-def _us(ts: Any) -> int:
-    return ts.seconds * 1_000_000 + ts.nanos // 1000
-
-
 def datetime_us(dt: datetime) -> int:
     """Microseconds since the epoch of an aware datetime (the query columns' unit)."""
     return int(dt.timestamp()) * 1_000_000 + dt.microsecond
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedLeaf:
-    """One record made ready to append: its canonical leaf, its hash and its query columns."""
+class PreparedLeaf(NamedTuple):
+    """One record made ready to append: its canonical leaf, its hash and its query columns.
+
+    A tuple, as it crosses from an encode worker process in bulk (see LogWriter's encode_workers).
+    """
 
     record_id: str
     leaf: bytes
@@ -180,34 +177,37 @@ class PreparedLeaf:
 
 def prepare_leaf(record: audit_record_pb2.AuditRecord) -> PreparedLeaf:
     """Encode a record (LeafEncodingError when it has no canonical leaf) and extract its query columns."""
-    leaf = codec.record_leaf(record)
-    digest = merkle.leaf_hash(leaf)
-    footage_start = footage_end = None
-    if record.HasField("footage"):
-        fw = record.footage
-        footage_start = _us(fw.start_time) if fw.HasField("start_time") else _MIN_US
-        footage_end = _us(fw.end_time) if fw.HasField("end_time") else _MAX_US
+    c = codec.leaf_columns(record)
+    leaf = c.text.encode("utf-8")
+    digest = _sha256(b"\x00" + leaf).digest()  # merkle.leaf_hash, inline: ~10,000 calls a second
     row = (  # in _LEAF_COLUMNS order, after leaf_index
-        record.record_id,
+        c.record_id,
         digest,
         leaf,
-        _us(record.time) if record.HasField("time") else None,
-        record.source_service,
-        record.actor.id or None,
-        record.action,
-        footage_start,
-        footage_end,
+        c.time_us,
+        c.source_service,
+        c.actor_id or None,
+        c.action,
+        c.footage_start_us,
+        c.footage_end_us,
     )
+    grant_id = c.grant_id
+    if len(c.resources) == 1 and not grant_id:
+        # The common shapes first (one list of distinct ids), without building a dict.
+        name, ids = c.resources[0]
+        kind = _REF_KINDS.get(name)
+        if kind is not None and len(ids) == 1 and ids[0]:
+            return PreparedLeaf(c.record_id, leaf, digest, row, ((kind, ids[0]),))
     refs: dict[tuple[str, str], None] = {}
-    for fd, ids in record.resources.ListFields():
-        kind = _REF_KINDS.get(fd.name)
+    for name, ids in c.resources:
+        kind = _REF_KINDS.get(name)
         if kind is not None:
             for ref in ids:
                 if ref:
                     refs[(kind, ref)] = None
-    if record.grant_id:
-        refs[(GRANT, record.grant_id)] = None
-    return PreparedLeaf(record.record_id, leaf, digest, row, tuple(refs))
+    if grant_id:
+        refs[(GRANT, grant_id)] = None
+    return PreparedLeaf(c.record_id, leaf, digest, row, tuple(refs))
 
 
 _LEAF_COLUMNS = (
@@ -224,22 +224,43 @@ _LEAF_COLUMNS = (
 )
 
 
+# Rows per multi-row INSERT on SQLite: ~5,000 host parameters, well under SQLite's limit (32,766).
+_SQLITE_ROWS_PER_INSERT = 500
+
+
+def _sqlite_insert_many(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Any]
+) -> None:
+    """Insert ``rows`` with multi-row INSERTs; runs in the driver's thread (see _bulk_insert)."""
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    one = f"({', '.join('?' for _ in columns)})"
+    step = _SQLITE_ROWS_PER_INSERT
+    full = head + ",".join([one] * step)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        sql = full if len(chunk) == step else head + ",".join([one] * len(chunk))
+        conn.execute(sql, [value for row in chunk for value in row])
+
+
 async def _bulk_insert(
     conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert many rows in the connection's open transaction, by the driver's fastest path.
 
     The log appends ~5 rows per record at >= 10,000 records a second, where SQLAlchemy's per-row
-    parameter processing alone would cost more than the database: SQLite gets the driver's executemany,
-    PostgreSQL a binary COPY. Both run inside the transaction SQLAlchemy has already begun on this
-    connection (the caller has executed a statement in it first, so asyncpg's transaction is open).
+    parameter processing alone would cost more than the database. PostgreSQL gets a binary COPY. SQLite
+    gets multi-row INSERTs of 500 rows, in one call to the driver's thread: executemany would step each
+    row separately, and the sqlite3 module releases the GIL around every step and must take it back
+    after, which, while the event loop encodes the next batch, costs up to the interpreter's switch
+    interval (5 ms) per row; one step per 500 rows lets SQLite work beside the loop. Both run inside
+    the transaction SQLAlchemy has already begun on this connection (the caller has executed a
+    statement in it first, so asyncpg's transaction is open).
     """
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        await driver.executemany(sql, rows)
+        await driver._execute(_sqlite_insert_many, driver._conn, table.name, columns, rows)
     elif dialect == "postgresql":
         await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
     else:  # pragma: no cover - Vigil runs on SQLite and PostgreSQL only
@@ -337,16 +358,6 @@ def _head_from_row(row: Any) -> tuple[SignedTreeHead, str]:
     return SignedTreeHead(head, bytes(row.signature)), row.key_id
 
 
-def _append_unchecked(frontier: Frontier, leaf_hashes: Iterable[bytes]) -> AppendResult:
-    """merkle.append_leaves without its per-leaf type check: these hashes come from SHA-256 here."""
-    after = frontier.copy()
-    nodes: list[merkle.Node] = []
-    push = after.append
-    for digest in leaf_hashes:
-        push(digest, nodes)
-    return AppendResult(nodes, after, after.root())
-
-
 def _head_insert(head: SignedTreeHead, key_id: str) -> Any:
     return insert(tree_heads_table).values(
         tree_size=head.tree_size,
@@ -371,6 +382,38 @@ class LogStore:
     _head: tuple[SignedTreeHead, str] | None = None
     # time.monotonic() until which this process is known to hold the lease (so _head is the latest).
     _head_valid_until: float = 0.0
+    # SQLite only: proofs read through this connection on the event loop's thread (see _proof_reads).
+    _proof_conn: sqlite3.Connection | None = None
+    _proof_conn_tried: bool = False
+
+    def close(self) -> None:
+        """Close the proof reads' own SQLite connection, if one was opened (the engines are the caller's)."""
+        if self._proof_conn is not None:
+            self._proof_conn.close()
+        self._proof_conn, self._proof_conn_tried = None, False
+
+    def _proof_reads(self) -> sqlite3.Connection | None:
+        """On a SQLite file, a query-only connection for the proof reads, run on the event loop's thread.
+
+        A proof is three indexed lookups (~50 µs of SQLite work with the pages cached) while a hop to
+        the driver's thread and back costs more than that, and under CPU contention waits for the OS to
+        schedule that thread: the p99 of proofs (target <= 5 ms) was mostly that wait. In WAL mode a
+        reader takes no lock a writer holds, so these reads do not wait for the log's appends; the
+        busy timeout is 0, and in the rare case SQLite still answers busy (WAL recovery, say), the read
+        goes the driver-thread way, which waits. Each SELECT runs in autocommit, on its own snapshot, and
+        its cursor is exhausted at once, so no read transaction stays open. Local to the audit service:
+        vigil_kit.db's SQLite transactions all begin IMMEDIATE (the write lock), hence a connection of
+        its own here.
+        """
+        if self._proof_conn is None and not self._proof_conn_tried:
+            self._proof_conn_tried = True
+            url = self._read.url
+            if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+                conn = sqlite3.connect(url.database, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA query_only=ON")
+                self._proof_conn = conn
+        return self._proof_conn
 
     @property
     def _read(self) -> AsyncEngine:
@@ -501,7 +544,7 @@ class LogStore:
             if look_up:
                 seen = await self._existing_ids(conn, {leaf.record_id for leaf in fresh})
                 fresh = [leaf for leaf in fresh if leaf.record_id not in seen]
-            result = _append_unchecked(frontier, [leaf.leaf_hash for leaf in fresh])
+            result = merkle.append_leaves(frontier, [leaf.leaf_hash for leaf in fresh])
             # Compare-and-set first: on PostgreSQL it also locks the row, so writers cannot interleave.
             # One statement fences the writer, renews its lease and moves the size and offset.
             fenced = await conn.execute(
@@ -648,18 +691,25 @@ class LogStore:
     async def latest_inclusion(
         self, *, record_id: str | None = None, leaf_index: int | None = None
     ) -> LatestInclusion:
-        """What an inclusion proof against the latest signed head needs, in one read on one connection.
+        """What an inclusion proof against the latest signed head needs, in one read.
 
         The entry (by record id or leaf index), the latest head (from memory when this process is the
         writer) and the stored nodes of the audit path, when the head covers the entry. Through the
-        driver, and on SQLite in one call to the driver's thread: every statement SQLAlchemy builds, or
-        every hop to that thread, costs more than the indexed lookups themselves (target p99 <= 5 ms).
+        driver: every statement SQLAlchemy builds costs more than the indexed lookups themselves
+        (target p99 <= 5 ms). On SQLite the reads run on this thread (see _proof_reads); on PostgreSQL
+        the entry and the latest head come in one round trip, the nodes in a second.
         """
         head = self.cached_tree_head()
         if record_id is not None:
             entry_sql, entry_arg = _ENTRY_BY_ID, record_id
         else:
             entry_sql, entry_arg = _ENTRY_BY_INDEX, leaf_index
+        proof_conn = self._proof_reads()
+        if proof_conn is not None:
+            try:
+                return _sqlite_latest_inclusion(proof_conn, entry_sql, entry_arg, head)
+            except sqlite3.OperationalError:
+                pass  # busy: read on the driver's thread below, which waits out the busy timeout
         async with self._read.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
             if conn.dialect.name == "postgresql":
@@ -734,6 +784,8 @@ class LatestInclusion:
     entry: StoredEntry | None
     head: tuple[SignedTreeHead, str] | None
     hashes: dict[NodeId, bytes]
+    # The audit path's plan when the head covers the entry (computed once, for the read and the answer).
+    plan: merkle.ProofPlan | None = None
 
 
 _ENTRY_COLUMNS = "SELECT leaf_index, leaf_hash, leaf FROM audit_leaves WHERE "
@@ -742,6 +794,10 @@ _ENTRY_BY_INDEX = _ENTRY_COLUMNS + "leaf_index = {}"
 _LATEST_HEAD = (
     "SELECT tree_size, root_hash, timestamp, signature, key_id FROM audit_tree_heads "
     "ORDER BY tree_size DESC LIMIT 1"
+)
+_PG_ENTRY_AND_HEAD = (
+    "SELECT e.leaf_index, e.leaf_hash, e.leaf, h.tree_size, h.root_hash, h.timestamp, h.signature, h.key_id "
+    "FROM ({}) e LEFT JOIN (" + _LATEST_HEAD + ") h ON TRUE"
 )
 
 
@@ -759,52 +815,70 @@ def _head_from_values(row: Sequence[Any], read_time: Callable[[Any], datetime]) 
     return SignedTreeHead(head, bytes(row[3])), row[4]
 
 
-def _covered(entry: StoredEntry | None, head: tuple[SignedTreeHead, str] | None) -> list[NodeId]:
+def _covered(entry: StoredEntry | None, head: tuple[SignedTreeHead, str] | None) -> merkle.ProofPlan | None:
     if entry is None or head is None or entry.leaf_index >= head[0].tree_size:
-        return []
-    return list(merkle.inclusion_plan(entry.leaf_index, head[0].tree_size).node_ids)
+        return None
+    return merkle.inclusion_plan(entry.leaf_index, head[0].tree_size)
+
+
+# SELECTs of n (level, idx) pairs by n: an OR of pairs (SQLite does not search the primary key for a
+# row-value IN); the same text for the same n, so the driver's statement cache keeps it compiled.
+_SQLITE_NODES_BY_COUNT: dict[int, str] = {}
+
+
+def _sqlite_nodes_sql(n: int) -> str:
+    sql = _SQLITE_NODES_BY_COUNT.get(n)
+    if sql is None:
+        sql = "SELECT level, idx, hash FROM audit_nodes WHERE " + " OR ".join(["(level = ? AND idx = ?)"] * n)
+        if len(_SQLITE_NODES_BY_COUNT) < 1024:
+            _SQLITE_NODES_BY_COUNT[n] = sql
+    return sql
 
 
 async def _pg_latest_inclusion(
     driver: Any, entry_sql: str, entry_arg: Any, head: tuple[SignedTreeHead, str] | None
 ) -> LatestInclusion:
     # Autocommit statements: the log is append-only, so later statements see at least as much.
-    row = await driver.fetchrow(entry_sql.format("$1"), entry_arg)
+    if head is None:
+        # The entry and the latest head in one round trip (head columns NULL when nothing is signed).
+        row = await driver.fetchrow(_PG_ENTRY_AND_HEAD.format(entry_sql.format("$1")), entry_arg)
+        if row is not None and row[3] is not None:
+            head = _head_from_values(row[3:], _PG_TIME)
+    else:
+        row = await driver.fetchrow(entry_sql.format("$1"), entry_arg)
     entry = None if row is None else StoredEntry(int(row[0]), bytes(row[1]), bytes(row[2]))
     if entry is None:
         return LatestInclusion(None, head, {})
-    if head is None:
-        found = await driver.fetchrow(_LATEST_HEAD)
-        head = None if found is None else _head_from_values(found, _PG_TIME)
-    ids = _covered(entry, head)
+    plan = _covered(entry, head)
     hashes: dict[NodeId, bytes] = {}
-    if ids:
+    if plan is not None and plan.node_ids:
+        ids = plan.node_ids
         rows = await driver.fetch(_PG_NODES, [i.level for i in ids], [i.index for i in ids])
         hashes = {NodeId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
-    return LatestInclusion(entry, head, hashes)
+    return LatestInclusion(entry, head, hashes, plan)
 
 
 def _sqlite_latest_inclusion(
     conn: sqlite3.Connection, entry_sql: str, entry_arg: Any, head: tuple[SignedTreeHead, str] | None
 ) -> LatestInclusion:
-    """Runs in the driver's thread; each SELECT reads its own WAL snapshot of an append-only log."""
-    row = conn.execute(entry_sql.format("?"), (entry_arg,)).fetchone()
-    entry = None if row is None else StoredEntry(int(row[0]), bytes(row[1]), bytes(row[2]))
+    """On the thread that owns ``conn``; each SELECT reads its own WAL snapshot of an append-only log."""
+    rows = conn.execute(entry_sql.format("?"), (entry_arg,)).fetchall()
+    entry = StoredEntry(int(rows[0][0]), bytes(rows[0][1]), bytes(rows[0][2])) if rows else None
     if entry is None:
         return LatestInclusion(None, head, {})
     if head is None:
-        found = conn.execute(_LATEST_HEAD).fetchone()
-        head = None if found is None else _head_from_values(found, _SQLITE_TIME)
-    ids = _covered(entry, head)
+        heads = conn.execute(_LATEST_HEAD).fetchall()
+        head = _head_from_values(heads[0], _SQLITE_TIME) if heads else None
+    plan = _covered(entry, head)
     hashes: dict[NodeId, bytes] = {}
-    for start in range(0, len(ids), _IN_CHUNK // 2):
-        chunk = ids[start : start + _IN_CHUNK // 2]
-        sql = "SELECT level, idx, hash FROM audit_nodes WHERE " + " OR ".join(
-            ["(level = ? AND idx = ?)"] * len(chunk)
-        )
-        for r in conn.execute(sql, [x for i in chunk for x in i]):
-            hashes[NodeId(int(r[0]), int(r[1]))] = bytes(r[2])
-    return LatestInclusion(entry, head, hashes)
+    if plan is not None:
+        ids = plan.node_ids
+        for start in range(0, len(ids), _IN_CHUNK // 2):
+            chunk = ids[start : start + _IN_CHUNK // 2]
+            params = [x for i in chunk for x in i]
+            for r in conn.execute(_sqlite_nodes_sql(len(chunk)), params).fetchall():
+                hashes[NodeId(r[0], r[1])] = r[2]
+    return LatestInclusion(entry, head, hashes, plan)
 
 
 def read_engine(engine: AsyncEngine) -> AsyncEngine:

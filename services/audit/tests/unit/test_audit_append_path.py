@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -10,10 +12,10 @@ from aiokafka.structs import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vigil_audit import app
+from vigil_audit import writer as writer_module
 from vigil_audit.domain.sth import TreeHead
 from vigil_audit.signing import LogKey
-from vigil_audit.store import LogStore, prepare_leaf, read_engine
-from vigil_audit.writer import LogWriter
+from vigil_audit.store import LogStore, PreparedLeaf, prepare_leaf, read_engine
 from vigil_kit import db, merkle, migrations
 from vigil_kit.audit import build_record
 from vigil_kit.auth import Principal
@@ -82,11 +84,26 @@ def variants() -> list[ConsumerRecord]:
 
 
 def test_the_lean_decoding_of_a_kafka_record_gives_the_general_path_s_verdict() -> None:
-    writer = LogWriter(None, KEY, bootstrap="unused")  # type: ignore[arg-type]
-    outcomes = [(writer._prepare(raw), writer._prepare_general(raw)) for raw in variants()]
+    outcomes = [
+        (writer_module.prepare_record(raw), writer_module._prepare_general(raw)) for raw in variants()
+    ]
     assert [lean == general for lean, general in outcomes] == [True] * len(outcomes)
-    assert outcomes[0][0] is not None and outcomes[0][0].record_id
-    assert [lean is None for lean, _ in outcomes[1:]].count(False) == 1  # only the record without ce_time
+    assert isinstance(outcomes[0][0], PreparedLeaf) and outcomes[0][0].record_id
+    rejected = [isinstance(lean, writer_module.Rejected) for lean, _ in outcomes[1:]]
+    assert rejected.count(False) == 1  # only the record without ce_time is a leaf
+
+
+def test_a_batch_prepared_in_an_encode_worker_is_the_batch_prepared_on_the_loop() -> None:
+    raws = variants()
+    wire = [
+        writer_module.WireRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
+        for r in raws
+    ]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        in_worker = pool.submit(writer_module.prepare_records, wire).result(timeout=120)
+    assert in_worker == writer_module.prepare_records(raws)
+    assert len(in_worker[0]) == 2 and len(in_worker[1]) == len(raws) - 2
 
 
 async def test_a_record_the_writer_remembers_is_skipped_as_a_duplicate(store: LogStore) -> None:
@@ -165,3 +182,40 @@ async def test_one_read_tells_an_unknown_record_and_an_unsigned_log_apart(store:
         None,
         {},
     )
+
+
+async def test_a_proof_read_sees_a_head_signed_after_the_previous_read(store: LogStore) -> None:
+    batch = [prepare_leaf(record(i)) for i in range(3)]
+    assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
+    out = await store.append(
+        writer_id="w1", frontier=Frontier(), leaves=batch, next_offset=3, now_ms=NOW_MS, lease_ms=LEASE_MS
+    )
+    reader = LogStore(store.engine, store.reader)
+    try:
+        assert (await reader.latest_inclusion(leaf_index=2)).head is None
+        await store.add_tree_head(KEY.sign(TreeHead(3, out.result.root, datetime.now(UTC))), KEY.key_id)
+        found = await reader.latest_inclusion(leaf_index=2)
+        assert found.head is not None and found.head[0].tree_size == 3
+        assert found.plan is not None
+        assert merkle.verify_inclusion(
+            batch[2].leaf_hash, 2, 3, found.plan.assemble(found.hashes), out.result.root
+        )
+    finally:
+        reader.close()
+
+
+async def test_a_batch_larger_than_one_multi_row_insert_is_stored_whole(store: LogStore) -> None:
+    n = 1203  # more than two 500-row INSERTs on SQLite
+    batch = [prepare_leaf(record(i)) for i in range(n)]
+    assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
+    out = await store.append(
+        writer_id="w1", frontier=Frontier(), leaves=batch, next_offset=n, now_ms=NOW_MS, lease_ms=LEASE_MS
+    )
+    assert out.appended == n and await store.count_leaves() == n
+    entries = await store.entries(start=0, end=None, limit=n + 1)
+    assert [e.leaf for e in entries] == [leaf.leaf for leaf in batch]
+    assert (await store.load_frontier(n)).root() == out.result.root
+    for index in (0, 499, 500, 1000, n - 1):
+        plan = merkle.inclusion_plan(index, n)
+        proof = plan.assemble(await store.nodes(plan.node_ids))
+        assert merkle.verify_inclusion(batch[index].leaf_hash, index, n, proof, out.result.root)

@@ -9,6 +9,7 @@ from vigil.audit.v1 import audit_record_pb2
 from vigil.common.v1 import identity_pb2
 from vigil_audit.codec import record_fields, record_from_leaf, record_leaf
 from vigil_audit.domain.leaf import leaf_bytes, record_leaf_hash
+from vigil_audit.store import prepare_leaf
 from vigil_kit.merkle import leaf_hash
 
 # The domain's documented test vector (vigil_audit.domain.leaf), as the message a service would write.
@@ -133,3 +134,38 @@ def test_a_leaf_decodes_back_to_the_record_it_encodes(r: audit_record_pb2.AuditR
     back = record_from_leaf(leaf)
     assert back == _without_empty_messages(r)
     assert record_leaf(back) == leaf
+
+
+def _us(ts) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+@settings(max_examples=300, deadline=None)
+@given(records())
+def test_the_query_columns_are_read_from_the_message_in_the_same_pass(
+    r: audit_record_pb2.AuditRecord,
+) -> None:
+    prepared = prepare_leaf(r)
+    footage = (None, None)
+    if r.HasField("footage"):
+        fw = r.footage
+        footage = (
+            _us(fw.start_time) if fw.HasField("start_time") else -(2**63),
+            _us(fw.end_time) if fw.HasField("end_time") else 2**63 - 1,
+        )
+    assert prepared.row == (
+        r.record_id,
+        leaf_hash(record_leaf(r)),
+        record_leaf(r),
+        _us(r.time) if r.HasField("time") else None,
+        r.source_service,
+        r.actor.id or None,
+        r.action,
+        *footage,
+    )
+    kinds = {"device_ids": "device", "grant_ids": "grant", "export_ids": "export", "site_ids": "site"}
+    kinds |= {"unit_ids": "unit", "hold_ids": "hold"}
+    expected = {(kinds[f], i) for f in kinds for i in getattr(r.resources, f) if i}
+    if r.grant_id:
+        expected.add(("grant", r.grant_id))
+    assert set(prepared.refs) == expected and len(prepared.refs) == len(expected)
