@@ -18,6 +18,10 @@ from vigil_kit.errors import InvalidArgument
 
 CONTAINER_NAMES = {ingest_pb.CONTAINER_MPEG_TS: "ts", ingest_pb.CONTAINER_FMP4: "mp4"}
 DEFAULT_WINDOW = timedelta(hours=24)
+# Footage times the archive accepts: no camera recorded before the epoch, and far-future times would
+# overflow the date arithmetic of a query (a range's start less the longest segment, and so on).
+EARLIEST_SECONDS = 0
+LATEST_SECONDS = 221_845_392_000  # 9000-01-01T00:00:00Z
 
 
 def ts(t: datetime) -> Timestamp:
@@ -46,10 +50,20 @@ def read_range(
     is `default` before the end; INVALID_ARGUMENT naming the field when start is not before end."""
     if not has_range:
         return now - default, now
+    check_bounds(msg, field)
     end = from_ts(msg.end_time) if msg.HasField("end_time") else now
     start = from_ts(msg.start_time) if msg.HasField("start_time") else end - default
     check_range(start, end, field=field)
     return start, end
+
+
+def check_bounds(msg: time_range_pb2.TimeRange, field: str = "range") -> None:
+    """INVALID_ARGUMENT naming the field when a set end of the range lies outside the footage era."""
+    for name in ("start_time", "end_time"):
+        if msg.HasField(name) and not EARLIEST_SECONDS <= getattr(msg, name).seconds <= LATEST_SECONDS:
+            raise InvalidArgument(
+                f"{field}.{name} must lie between 1970-01-01 and 9000-01-01 (UTC)", field=f"{field}.{name}"
+            )
 
 
 def segment_from_event(event: ingest_events.SegmentIngested) -> SegmentRef:

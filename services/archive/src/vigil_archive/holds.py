@@ -363,6 +363,7 @@ def _hold_range(request: pb.PlaceHoldRequest) -> tuple[datetime, datetime]:
     r = request.range
     if not request.HasField("range") or not r.HasField("start_time") or not r.HasField("end_time"):
         raise InvalidArgument("a hold needs range.start_time and range.end_time", field="range")
+    codec.check_bounds(r)
     return codec.from_ts(r.start_time), codec.from_ts(r.end_time)
 
 
