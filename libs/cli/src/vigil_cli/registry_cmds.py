@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,15 +42,18 @@ from vigil_cli.output import (
     usage_error,
 )
 from vigil_cli.session import session
+from vigil_kit.errors import VigilError, from_rpc_error
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 # The largest page the registry serves; listing everything in few round trips.
 LIST_PAGE_SIZE = 1000
-# `vigil devices import`: registrations in flight at once (the service commits each in its own
-# transaction, so a handful in flight keeps it busy without queueing thousands of deadlines).
-DEFAULT_IMPORT_CONCURRENCY = 16
+# `vigil devices import`: devices per ImportDevices call (the service takes at most 1,000, in one
+# transaction), and calls in flight at once (two keep the service busy while a reply travels back).
+DEFAULT_IMPORT_BATCH = 500
+MAX_IMPORT_BATCH = 1000
+DEFAULT_IMPORT_CONCURRENCY = 2
 
 units_app = typer.Typer(
     help="Units: who builds and runs cameras (platform administrators create them).", no_args_is_help=True
@@ -604,33 +608,83 @@ def parse_import_line(number: int, text: str) -> pb.Device | LineError:
         return LineError(number, f"INVALID_ARGUMENT: not a valid vigil.registry.v1.Device: {exc}")
 
 
+# A refused ImportDevices names each refused device by its index in the call: `devices[3].area_type`.
+_INDEXED_FIELD = re.compile(r"^devices\[(\d+)\](?:\.(.*))?$")
+
+
+def refused_devices(err: VigilError) -> dict[int, list[str]]:
+    """From a refused ImportDevices: each refused device's index → its violations' `STATUS [RULE]:
+    message` descriptions, in order (empty when the refusal is not about particular devices)."""
+    out: dict[int, list[str]] = {}
+    for field_path, description in err.violations:
+        match = _INDEXED_FIELD.match(field_path)
+        if match is not None:
+            out.setdefault(int(match.group(1)), []).append(description)
+    return out
+
+
 async def import_devices(
     lines: Iterable[tuple[int, str]],
-    register: Callable[[pb.Device], Awaitable[object]],
+    import_batch: Callable[[list[pb.Device]], Awaitable[object]],
     *,
+    batch_size: int = DEFAULT_IMPORT_BATCH,
     concurrency: int = DEFAULT_IMPORT_CONCURRENCY,
     on_done: Callable[[], None] = lambda: None,
 ) -> ImportReport:
-    """Register every line's device with at most `concurrency` calls in flight. A refused line is
-    recorded (as `STATUS_NAME [RULE-ID]: message`) and the import goes on; the valid lines stay."""
+    """Register every line's device through ImportDevices, `batch_size` devices a call and at most
+    `concurrency` calls in flight. The service refuses a call whole when any of its devices is refused,
+    listing each refused device: those lines are recorded (as `STATUS_NAME [RULE-ID]: message`) and the
+    call's other devices are sent again, so the valid lines stay; a line that is not a Device is
+    refused locally. A refusal of the whole call (e.g. PERMISSION_DENIED) is recorded for each line."""
     report = ImportReport()
-    # Workers share one iterator, so a file of any size is read lazily and never queued whole.
-    pending = iter(lines)
 
-    async def worker() -> None:
-        for number, text in pending:
+    async def send(batch: list[tuple[int, pb.Device]]) -> None:
+        while batch:
+            try:
+                await import_batch([device for _, device in batch])
+            except grpc.RpcError as exc:
+                try:
+                    refused = refused_devices(from_rpc_error(exc))
+                except Exception:  # not a Vigil status: refused whole, below
+                    refused = {}
+                if not refused or max(refused) >= len(batch):
+                    text = describe_rpc_error(exc)
+                    report.errors += [LineError(number, text) for number, _ in batch]
+                    for _ in batch:
+                        on_done()
+                    return
+                for index, descriptions in refused.items():
+                    report.errors.append(LineError(batch[index][0], "; ".join(descriptions)))
+                    on_done()
+                batch = [item for i, item in enumerate(batch) if i not in refused]
+            else:
+                report.imported += len(batch)
+                for _ in batch:
+                    on_done()
+                return
+
+    # Lines are read lazily into batches, never the whole file: a file of any size streams through.
+    def batches() -> Iterator[list[tuple[int, pb.Device]]]:
+        batch: list[tuple[int, pb.Device]] = []
+        for number, text in lines:
             report.total += 1
             parsed = parse_import_line(number, text)
             if isinstance(parsed, LineError):
                 report.errors.append(parsed)
-            else:
-                try:
-                    await register(parsed)
-                except grpc.RpcError as exc:
-                    report.errors.append(LineError(number, describe_rpc_error(exc)))
-                else:
-                    report.imported += 1
-            on_done()
+                on_done()
+                continue
+            batch.append((number, parsed))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    pending = batches()
+
+    async def worker() -> None:
+        for batch in pending:
+            await send(batch)
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     report.errors.sort(key=lambda e: e.line)
@@ -640,15 +694,24 @@ async def import_devices(
 @devices_app.command(
     "import",
     help="Register many devices from a JSONL file (one vigil.registry.v1.Device per line; - for stdin), "
-    "through the same rules as `register`. Refused lines are reported as `line N: STATUS [RULE]: message`; "
-    "the valid lines are kept. Exit 1 if any line failed.",
+    "in batches through ImportDevices under the same rules as `register`. Refused lines are reported as "
+    "`line N: STATUS [RULE]: message`; the valid lines are kept. Exit 1 if any line failed.",
 )
 def devices_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE.jsonl", dir_okay=False, allow_dash=True)],
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=256, help="Registrations in flight at once.")
+        int, typer.Option("--concurrency", min=1, max=64, help="ImportDevices calls in flight at once.")
     ] = DEFAULT_IMPORT_CONCURRENCY,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            max=MAX_IMPORT_BATCH,
+            help="Devices per ImportDevices call (one transaction).",
+        ),
+    ] = DEFAULT_IMPORT_BATCH,
 ) -> None:
     if str(file) == "-":
         stdin_lines = sys.stdin.read().splitlines()
@@ -675,7 +738,8 @@ def devices_import(
         async def body(stub: pb_grpc.RegistryServiceStub) -> ImportReport:
             return await import_devices(
                 numbered_lines(source()),
-                lambda device: stub.RegisterDevice(pb.RegisterDeviceRequest(device=device)),
+                lambda devices: stub.ImportDevices(pb.ImportDevicesRequest(devices=devices), timeout=120),
+                batch_size=batch_size,
                 concurrency=concurrency,
                 on_done=lambda: bar.advance(task),
             )

@@ -72,6 +72,43 @@ class FakeRegistry(pb_grpc.RegistryServiceServicer):
             with self.lock:
                 self.in_flight -= 1
 
+    def ImportDevices(self, request, context):
+        """All or nothing, as the registry: a refused device refuses the call, listed by its index."""
+        with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            time.sleep(0.01)  # a batch's service time, so concurrent calls overlap
+            refused = [
+                (
+                    f"devices[{i}].area_type",
+                    "INVALID_ARGUMENT [REG-1]: REG-1: installing a device in "
+                    "AREA_TYPE_FITTING_ROOM is forbidden",
+                )
+                for i, d in enumerate(request.devices)
+                if d.area_type == pb.AREA_TYPE_FITTING_ROOM
+            ]
+            if refused:
+                self._refuse(
+                    context,
+                    InvalidArgument(
+                        f"{len(refused)} of {len(request.devices)} devices refused, so none was registered",
+                        rule="REG-1",
+                        field=refused[0][0],
+                        violations=refused,
+                    ),
+                )
+            out = [
+                pb.Device(device_id=d.device_id, name=d.name, state=pb.DEVICE_STATE_REGISTERED)
+                for d in request.devices
+            ]
+            with self.lock:
+                self.devices.update({d.device_id: d for d in out})
+            return pb.ImportDevicesResponse(devices=out)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
     def GetDevice(self, request, context):
         if request.device_id not in self.devices:
             self._refuse(context, NotFound(f"no device {request.device_id}"))
@@ -189,7 +226,7 @@ def test_import_keeps_the_valid_lines_reports_each_bad_one_and_exits_1(fake, tmp
     path = tmp_path / "devices.jsonl"
     path.write_text("\n".join(lines) + "\n")
 
-    result = runner.invoke(app, ["devices", "import", str(path), "--concurrency", "4"])
+    result = runner.invoke(app, ["devices", "import", str(path), "--concurrency", "4", "--batch-size", "5"])
 
     assert result.exit_code == 1
     assert len(fake.devices) == 38

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import re
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +36,9 @@ SERVICE_PREFIX = "service:"
 # The names a token may carry; anything else is refused (deny by default).
 KNOWN_ROLES: frozenset[str] = frozenset(n for n in identity_pb2.Role.keys() if n != "ROLE_UNSPECIFIED")
 KNOWN_UNIT_KINDS: frozenset[str] = frozenset(identity_pb2.UnitKind.keys())
+
+# Verified tokens remembered per verifier (a city's active principals and services fit many times over).
+TOKEN_CACHE_SIZE = 4096
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
@@ -199,14 +206,32 @@ def load_public_keys(pems: Iterable[str | bytes]) -> list[Ed25519PublicKey]:
 
 
 class TokenVerifier:
-    """Verifies bearer tokens against the trusted issuers' Ed25519 public keys."""
+    """Verifies bearer tokens against the trusted issuers' Ed25519 public keys.
+
+    A token that passed is remembered (by its SHA-256, at most `cache_size` of them, least recently used
+    evicted) until it expires, so a principal's repeated calls skip the signature check. What the cache
+    answers is exactly what verification would: only tokens that passed it are remembered, the trusted keys
+    and issuer cannot change afterwards, and expiry — the one check whose answer changes with time — is
+    re-checked on every hit with the same clock and leeway.
+    """
 
     def __init__(
-        self, public_keys_pem: Sequence[str | bytes], issuer: str = DEFAULT_ISSUER, leeway_s: int = 30
+        self,
+        public_keys_pem: Sequence[str | bytes],
+        issuer: str = DEFAULT_ISSUER,
+        leeway_s: int = 30,
+        *,
+        cache_size: int = TOKEN_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = load_public_keys(public_keys_pem)
         self.issuer = issuer
         self.leeway_s = leeway_s
+        self._clock = clock
+        self._cache_size = max(0, cache_size)
+        # digest → (verified token, the first instant (epoch s) at which it counts as expired)
+        self._cache: OrderedDict[bytes, tuple[VerifiedToken, float]] = OrderedDict()
+        self._lock = threading.Lock()
         if not self._keys:
             logger.warning("no token issuer public keys configured: every authenticated call will be refused")
 
@@ -217,10 +242,35 @@ class TokenVerifier:
             pems.append(Path(settings.auth_public_keys_file).read_bytes())
         return cls(pems, issuer=settings.auth_issuer)
 
+    @property
+    def cached(self) -> int:
+        """How many verified tokens are remembered now."""
+        return len(self._cache)
+
     def verify(self, token: str | None) -> VerifiedToken:
         """The verified claims of `token`; raises AuthError for anything unacceptable."""
         if not token:
             raise AuthError("missing bearer token")
+        if not self._cache_size:
+            return self._verify(token)[0]
+        key = hashlib.sha256(token.encode()).digest()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                if self._clock() < hit[1]:
+                    self._cache.move_to_end(key)
+                    return hit[0]
+                del self._cache[key]  # expired: verification below refuses it
+        verified, expired_at = self._verify(token)
+        with self._lock:
+            self._cache[key] = (verified, expired_at)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return verified
+
+    def _verify(self, token: str) -> tuple[VerifiedToken, float]:
+        """Full verification: (the verified token, the instant from which it counts as expired)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -236,13 +286,12 @@ class TokenVerifier:
                     algorithms=[ALGORITHM],
                     issuer=self.issuer,
                     leeway=self.leeway_s,
-                    options={"require": ["iss", "sub", "exp", "iat"]},
+                    # Expiry is checked below with this verifier's clock, the same check a cache hit makes.
+                    options={"require": ["iss", "sub", "exp", "iat"], "verify_exp": False},
                 )
                 break
             except jwt.InvalidSignatureError:
                 continue  # try the next trusted key
-            except jwt.ExpiredSignatureError:
-                raise AuthError("bearer token has expired") from None
             except jwt.InvalidIssuerError:
                 raise AuthError("bearer token was not issued by a trusted issuer") from None
             except jwt.MissingRequiredClaimError as exc:
@@ -253,6 +302,12 @@ class TokenVerifier:
                 raise AuthError("malformed bearer token") from None
         if claims is None:
             raise AuthError("bearer token is not signed by a trusted issuer key")
+        exp = claims["exp"]
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise AuthError("malformed bearer token")
+        expired_at = float(exp) + self.leeway_s
+        if self._clock() >= expired_at:
+            raise AuthError("bearer token has expired")
         try:
             unit_kind, roles = _check_claims(
                 claims.get("unit_kind", "UNIT_KIND_UNSPECIFIED"), claims.get("roles", [])
@@ -269,13 +324,14 @@ class TokenVerifier:
             unit_kind=unit_kind,
             roles=roles,
         )
-        return VerifiedToken(
+        verified = VerifiedToken(
             principal=principal,
             issuer=claims["iss"],
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            expires_at=datetime.fromtimestamp(exp, UTC),
             issued_at=datetime.fromtimestamp(claims["iat"], UTC),
             token_id=str(claims.get("jti", "")),
         )
+        return verified, expired_at
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:

@@ -1,9 +1,10 @@
-"""The grpc.aio server every service runs: health, reflection, WhoAmI, and the metrics, error and auth interceptors."""
+"""The grpc.aio server every service runs: health, reflection, WhoAmI, and metrics, error mapping and auth per call."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import time
@@ -32,8 +33,6 @@ AUTH_EXEMPT_SERVICES: frozenset[str] = frozenset(
     {HEALTH_SERVICE, reflection.SERVICE_NAME, "grpc.reflection.v1.ServerReflection"}
 )
 
-Scope = Callable[[grpc.aio.ServicerContext], contextlib.AbstractAsyncContextManager[None]]
-
 
 @dataclass
 class ServiceBinding:
@@ -43,72 +42,6 @@ class ServiceBinding:
     name: str
     servicer: object
     add_to_server: Callable[[Any, grpc.aio.Server], None]
-
-
-def _wrap_behavior(behavior: Callable, response_streaming: bool, scope: Scope) -> Callable:
-    """A handler function that runs `behavior` inside `scope(context)`, keeping its calling style:
-    coroutines stay coroutines (they may use context.write), generators stay generators."""
-    if response_streaming and not inspect.iscoroutinefunction(behavior):
-
-        async def stream(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with scope(context):
-                result = behavior(request_or_iterator, context)
-                if hasattr(result, "__aiter__"):
-                    async for item in result:
-                        yield item
-                else:
-                    for item in result:
-                        yield item
-
-        return stream
-
-    async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with scope(context):
-            result = behavior(request_or_iterator, context)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-    return call
-
-
-def wrap_handler(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler:
-    """The same method handler with its behavior run inside `scope` (all four call types)."""
-    kw = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(_wrap_behavior(handler.stream_stream, True, scope), **kw)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(_wrap_behavior(handler.stream_unary, False, scope), **kw)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(_wrap_behavior(handler.unary_stream, True, scope), **kw)
-    return grpc.unary_unary_rpc_method_handler(_wrap_behavior(handler.unary_unary, False, scope), **kw)
-
-
-def _call_type(handler: grpc.RpcMethodHandler) -> str:
-    if handler.request_streaming:
-        return "bidi_stream" if handler.response_streaming else "client_stream"
-    return "server_stream" if handler.response_streaming else "unary"
-
-
-class _ScopeInterceptor(grpc.aio.ServerInterceptor):
-    """Base: wraps every registered method's handler in the scope made by `scope_for`."""
-
-    def scope_for(self, method: str, handler: grpc.RpcMethodHandler) -> Scope | None:
-        raise NotImplementedError
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
-            return None
-        scope = self.scope_for(handler_call_details.method, handler)
-        return handler if scope is None else wrap_handler(handler, scope)
 
 
 def _status_code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None:
@@ -123,91 +56,238 @@ def _status_code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None
     return None
 
 
-class MetricsInterceptor(_ScopeInterceptor):
-    """Counts calls and measures their latency per method and final status code."""
+def _call_type(handler: grpc.RpcMethodHandler) -> str:
+    if handler.request_streaming:
+        return "bidi_stream" if handler.response_streaming else "client_stream"
+    return "server_stream" if handler.response_streaming else "unary"
 
-    def scope_for(self, method: str, handler: grpc.RpcMethodHandler) -> Scope:
+
+class _MethodGuard:
+    """What every call of one method goes through, built once per method rather than per call: metrics
+    (label children resolved up front), authentication (unless exempt) binding the principal to the call,
+    and error mapping (VigilError → its rich status; any other exception → INTERNAL, logged, details hidden).
+    """
+
+    __slots__ = ("_handled", "_labels", "_seconds", "_started", "method", "verifier")
+
+    def __init__(self, method: str, call_type: str, verifier: auth.TokenVerifier | None) -> None:
         service, name = metrics.split_method(method)
-        call_type = _call_type(handler)
+        self.method = method
+        self.verifier = verifier
+        self._labels = (service, name, call_type)
+        self._started = metrics.GRPC_SERVER_STARTED.labels(service, name, call_type)
+        self._seconds = metrics.GRPC_SERVER_HANDLING_SECONDS.labels(service, name, call_type)
+        self._handled: dict[grpc.StatusCode, Any] = {}
 
-        @contextlib.asynccontextmanager
-        async def scope(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-            metrics.GRPC_SERVER_STARTED.labels(service, name, call_type).inc()
+    def begin(self, context: grpc.aio.ServicerContext) -> contextvars.Token | None:
+        """Count the call and authenticate it (AuthError when refused); the token to reset at the end."""
+        self._started.inc()
+        if self.verifier is None:
+            return None
+        verified = self.verifier.verify(auth.bearer_token(context.invocation_metadata()))
+        return auth.set_current_token(verified)
+
+    def end(
+        self,
+        context: grpc.aio.ServicerContext,
+        started: float,
+        code: grpc.StatusCode | None,
+        reset: contextvars.Token | None,
+    ) -> None:
+        if reset is not None:
+            # A stream closed from another context cannot reset the variable; that context ends anyway.
+            with contextlib.suppress(ValueError):
+                auth.reset_current_token(reset)
+        self._seconds.observe(time.perf_counter() - started)
+        if code is None:
+            code = _status_code_of(context) or grpc.StatusCode.OK
+        counter = self._handled.get(code)
+        if counter is None:
+            counter = self._handled[code] = metrics.GRPC_SERVER_HANDLED.labels(*self._labels, code.name)
+        counter.inc()
+
+    async def refuse(self, context: grpc.aio.ServicerContext, exc: Exception) -> grpc.StatusCode:
+        """Answer `exc` as the call's status (raises AbortError); the code it answered with is returned only
+        if aborting did not raise."""
+        if isinstance(exc, errors.VigilError):
+            level = logging.ERROR if exc.code == grpc.StatusCode.INTERNAL else logging.INFO
+            logger.log(
+                level,
+                "call failed: %s",
+                errors.format_error(exc),
+                extra={"grpc_method": self.method, "grpc_code": exc.code.name, "rule": exc.rule},
+            )
+            await context.abort_with_status(errors.to_grpc_status(exc))
+            return exc.code
+        logger.exception("unhandled error in %s", self.method, extra={"grpc_method": self.method})
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        return grpc.StatusCode.INTERNAL
+
+
+def _code_of(exc: BaseException) -> grpc.StatusCode | None:
+    """The status a call failing with `exc` ends with, when the exception alone tells (else the context)."""
+    if isinstance(exc, errors.VigilError):
+        return exc.code
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    if isinstance(exc, grpc.aio.AbortError):
+        return None  # the context holds the status the handler (or refuse()) chose
+    if isinstance(exc, Exception):
+        return grpc.StatusCode.INTERNAL
+    return grpc.StatusCode.UNKNOWN
+
+
+def _guarded_behavior(behavior: Callable, response_streaming: bool, guard: _MethodGuard) -> Callable:
+    """`behavior` run under `guard`, keeping its calling style: coroutines stay coroutines (they may use
+    context.write), generators stay generators."""
+    if response_streaming and not inspect.iscoroutinefunction(behavior):
+
+        async def stream(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code: grpc.StatusCode | None = None
+            reset = None
             try:
-                yield
-            except (asyncio.CancelledError, GeneratorExit):
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except errors.VigilError as exc:
-                code = exc.code
-                raise
-            except BaseException:
-                code = _status_code_of(context) or grpc.StatusCode.UNKNOWN
+                reset = guard.begin(context)
+                result = behavior(request_or_iterator, context)
+                if hasattr(result, "__aiter__"):
+                    async for item in result:
+                        yield item
+                else:
+                    for item in result:
+                        yield item
+            except BaseException as exc:
+                code = _code_of(exc)
+                if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+                    await guard.refuse(context, exc)
                 raise
             finally:
-                if code is None:
-                    code = _status_code_of(context) or grpc.StatusCode.OK
-                metrics.GRPC_SERVER_HANDLING_SECONDS.labels(service, name, call_type).observe(
-                    time.perf_counter() - started
-                )
-                metrics.GRPC_SERVER_HANDLED.labels(service, name, call_type, code.name).inc()
+                guard.end(context, started, code, reset)
 
-        return scope
+        return stream
 
+    async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        code: grpc.StatusCode | None = None
+        reset = None
+        try:
+            reset = guard.begin(context)
+            result = behavior(request_or_iterator, context)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except BaseException as exc:
+            code = _code_of(exc)
+            if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+                await guard.refuse(context, exc)
+            raise
+        finally:
+            guard.end(context, started, code, reset)
 
-class ErrorInterceptor(_ScopeInterceptor):
-    """VigilError → its gRPC status with rich details; any other exception → INTERNAL, logged, details hidden."""
-
-    def scope_for(self, method: str, handler: grpc.RpcMethodHandler) -> Scope:
-        @contextlib.asynccontextmanager
-        async def scope(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-            try:
-                yield
-            except grpc.aio.AbortError:
-                raise  # the handler already chose its status
-            except errors.VigilError as exc:
-                level = logging.ERROR if exc.code == grpc.StatusCode.INTERNAL else logging.INFO
-                logger.log(
-                    level,
-                    "call failed: %s",
-                    errors.format_error(exc),
-                    extra={"grpc_method": method, "grpc_code": exc.code.name, "rule": exc.rule},
-                )
-                await context.abort_with_status(errors.to_grpc_status(exc))
-            except Exception:
-                logger.exception("unhandled error in %s", method, extra={"grpc_method": method})
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-
-        return scope
+    return call
 
 
-class AuthInterceptor(_ScopeInterceptor):
-    """Verifies the bearer token of every call to a non-exempt service and binds its principal to the call."""
+def guard_handler(
+    method: str, handler: grpc.RpcMethodHandler, verifier: auth.TokenVerifier | None
+) -> grpc.RpcMethodHandler:
+    """The same method handler with its behavior run under metrics, authentication (when `verifier` is
+    given) and error mapping — all four call types."""
+    guard = _MethodGuard(method, _call_type(handler), verifier)
+    kw = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(
+            _guarded_behavior(handler.stream_stream, True, guard), **kw
+        )
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(
+            _guarded_behavior(handler.stream_unary, False, guard), **kw
+        )
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            _guarded_behavior(handler.unary_stream, True, guard), **kw
+        )
+    return grpc.unary_unary_rpc_method_handler(_guarded_behavior(handler.unary_unary, False, guard), **kw)
 
-    def __init__(self, verifier: auth.TokenVerifier, exempt_services: frozenset[str] = AUTH_EXEMPT_SERVICES):
+
+class _Guards:
+    """Which methods need a token, and the guarded handler of each method seen (wrapped once, reused)."""
+
+    # Methods a generic handler may answer are finite in practice; the bound only guards against one that
+    # answers any name.
+    MAX_CACHED = 4096
+
+    def __init__(self, verifier: auth.TokenVerifier, exempt_services: frozenset[str]) -> None:
         self._verifier = verifier
         self._exempt = exempt_services
+        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    def scope_for(self, method: str, handler: grpc.RpcMethodHandler) -> Scope | None:
+    def guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        hit = self._cache.get(method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
         service, _ = metrics.split_method(method)
-        if service in self._exempt:
+        verifier = None if service in self._exempt else self._verifier
+        guarded = guard_handler(method, handler, verifier)
+        if len(self._cache) < self.MAX_CACHED or method in self._cache:
+            self._cache[method] = (handler, guarded)
+        return guarded
+
+
+class _GuardedGenericHandler(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers come out guarded."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, guards: _Guards) -> None:
+        self._inner = inner
+        self._guards = guards
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
             return None
+        return self._guards.guard(handler_call_details.method, handler)
 
-        @contextlib.asynccontextmanager
-        async def scope(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-            token = auth.bearer_token(context.invocation_metadata())
-            verified = self._verifier.verify(token)  # AuthError → UNAUTHENTICATED via ErrorInterceptor
-            reset = auth.set_current_token(verified)
-            try:
-                yield
-            finally:
-                # A stream closed from another context cannot reset the variable; that context ends anyway.
-                with contextlib.suppress(ValueError):
-                    auth.reset_current_token(reset)
 
-        return scope
+class _GuardingServer(grpc.aio.Server):
+    """What the services' add_XServicer_to_server functions register on: every handler is wrapped in its
+    guard once, at registration, instead of running a chain of server interceptors on every call (which
+    cost a coroutine per interceptor and a freshly built handler per call)."""
+
+    def __init__(self, server: grpc.aio.Server, guards: _Guards) -> None:
+        self._server = server
+        self._guards = guards
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            [_GuardedGenericHandler(h, self._guards) for h in generic_rpc_handlers]
+        )
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self._server.add_registered_method_handlers(
+            service_name,
+            {
+                name: self._guards.guard(f"/{service_name}/{name}", handler)
+                for name, handler in method_handlers.items()
+            },
+        )
+
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self._server.add_secure_port(address, server_credentials)
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return await self._server.wait_for_termination(timeout)
 
 
 class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
@@ -287,20 +367,23 @@ async def build_server(
     options: Sequence[tuple[str, Any]] = (),
 ) -> VigilServer:
     """A grpc.aio server on settings.grpc_host:grpc_port hosting `bindings` plus health, reflection and
-    WhoAmI, with metrics → error mapping → auth interceptors (then any extra `interceptors`)."""
+    WhoAmI; every call runs under metrics → error mapping → auth (health and reflection need no token),
+    and any extra `interceptors` run before that."""
     server = grpc.aio.server(
-        interceptors=[MetricsInterceptor(), ErrorInterceptor(), AuthInterceptor(verifier), *interceptors],
+        interceptors=list(interceptors) or None,
         options=[("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES), *options],
     )
+    # Every handler registered through `guarded` runs under metrics → error mapping → auth (see _MethodGuard).
+    guarded = _GuardingServer(server, _Guards(verifier, AUTH_EXEMPT_SERVICES))
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guarded)
     identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
-        IdentityServicer(settings.service_name), server
+        IdentityServicer(settings.service_name), guarded
     )
     for binding in bindings:
-        binding.add_to_server(binding.servicer, server)
+        binding.add_to_server(binding.servicer, guarded)
     service_names = [*(b.name for b in bindings), IDENTITY_SERVICE]
-    reflection.enable_server_reflection([*service_names, HEALTH_SERVICE, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection([*service_names, HEALTH_SERVICE, reflection.SERVICE_NAME], guarded)
 
     bind = f"{settings.grpc_host}:{settings.grpc_port}"
     port = server.add_insecure_port(bind)

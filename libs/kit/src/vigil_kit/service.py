@@ -76,6 +76,16 @@ class ServiceContext:
     # Publishes this service's outbox; pass `notifier=ctx.relay.notify` to outbox.enqueue.
     relay: outbox.OutboxRelay
     workers: list[tuple[str, Worker]] = field(default_factory=list)
+    # For read-only work (look-ups, listings): on SQLite they do not queue for the write lock. Never write
+    # through them (see db.read_session_factory). Made from `engine` when not given.
+    read_sessions: async_sessionmaker[AsyncSession] | None = None
+    # SQLite file databases only: whole transactions in one thread hand-off, for hot small writes such as
+    # group commits (see db.ThreadedTransactions); None on PostgreSQL. Closed by the runtime at shutdown.
+    transactions: db.ThreadedTransactions | None = None
+
+    def __post_init__(self) -> None:
+        if self.read_sessions is None:
+            self.read_sessions = db.read_session_factory(self.engine)
 
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run `worker` once the topics (and buckets) exist, restart it if it fails, stop it on shutdown."""
@@ -170,6 +180,8 @@ class _Runtime:
             settings=s,
             engine=self.engine,
             sessions=db.session_factory(self.engine),
+            read_sessions=db.read_session_factory(self.engine),
+            transactions=db.threaded_transactions(self.engine),
             verifier=verifier,
             minio=client,
             relay=relay,
@@ -291,6 +303,9 @@ class _Runtime:
                 if not done:
                     log.warning("worker did not stop in time; cancelling it", extra={"worker": name})
                 await _cancel(task)
+        if self.context is not None and self.context.transactions is not None:
+            # After the server and workers: nothing submits transactions any more.
+            await asyncio.to_thread(self.context.transactions.close)
         if self.engine is not None:
             await self.engine.dispose()
         log.info("stopped")

@@ -199,3 +199,105 @@ def test_a_non_bearer_authorization_header_is_refused_without_echoing_it():
 def test_current_principal_outside_a_call_raises_unauthenticated():
     with pytest.raises(Unauthenticated):
         auth.current_principal()
+
+
+class FakeClock:
+    """Epoch seconds that a test moves by hand (the verifier's expiry clock)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_verified_token_is_remembered_and_answers_the_same(issuer, keypair):
+    verifier = auth.TokenVerifier([keypair[1]])
+    token = mint(issuer)
+
+    first = verifier.verify(token)
+    second = verifier.verify(token)
+
+    assert verifier.cached == 1
+    assert second == first
+
+
+def test_a_remembered_token_is_refused_once_it_expires(issuer, keypair):
+    clock = FakeClock()
+    verifier = auth.TokenVerifier([keypair[1]], leeway_s=30, clock=clock)
+    token = mint(issuer, ttl_s=60)
+    verifier.verify(token)
+    assert verifier.cached == 1
+
+    clock.now += 60 + 30  # past exp plus the leeway
+
+    with pytest.raises(auth.AuthError, match="expired"):
+        verifier.verify(token)
+    assert verifier.cached == 0
+
+
+def test_a_remembered_token_is_still_accepted_within_the_leeway(issuer, keypair):
+    clock = FakeClock()
+    verifier = auth.TokenVerifier([keypair[1]], leeway_s=30, clock=clock)
+    token = mint(issuer, ttl_s=60)
+    verifier.verify(token)
+
+    clock.now += 60 + 29
+
+    assert verifier.verify(token).principal.id == "u-officer-1"
+
+
+def test_a_foreign_signed_token_is_never_remembered(keypair):
+    verifier = auth.TokenVerifier([keypair[1]])
+    foreign = mint(auth.TokenIssuer(auth.generate_keypair()[0]))
+
+    for _ in range(2):
+        with pytest.raises(auth.AuthError, match="trusted issuer key"):
+            verifier.verify(foreign)
+    assert verifier.cached == 0
+
+
+def test_a_token_with_a_tampered_signature_is_refused_after_the_genuine_one_was_remembered(issuer, keypair):
+    verifier = auth.TokenVerifier([keypair[1]])
+    token = mint(issuer)
+    verifier.verify(token)
+    head, payload, signature = token.split(".")
+    tampered = f"{head}.{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+
+    with pytest.raises(auth.AuthError):
+        verifier.verify(tampered)
+    assert verifier.cached == 1
+
+
+def test_the_cache_holds_at_most_its_size_and_evicts_the_least_recently_used(issuer, keypair, monkeypatch):
+    verifier = auth.TokenVerifier([keypair[1]], cache_size=3)
+    tokens = [mint(issuer, sub=f"u-{i}") for i in range(5)]
+    for token in tokens[:3]:
+        verifier.verify(token)
+    verifier.verify(tokens[0])  # used again: now the most recent
+    for token in tokens[3:]:
+        verifier.verify(token)  # evicts tokens[1], then tokens[2]
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token, *args, **kwargs):
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(auth.jwt, "decode", counting_decode)
+
+    assert verifier.cached == 3
+    assert verifier.verify(tokens[0]).principal.id == "u-0"
+    assert verifier.verify(tokens[4]).principal.id == "u-4"
+    assert decoded == []  # both answered from the cache
+    assert verifier.verify(tokens[1]).principal.id == "u-1"
+    assert decoded == [tokens[1]]  # evicted, so verified again
+    assert verifier.cached == 3
+
+
+def test_a_verifier_without_a_cache_verifies_every_time(issuer, keypair):
+    verifier = auth.TokenVerifier([keypair[1]], cache_size=0)
+
+    verifier.verify(mint(issuer))
+
+    assert verifier.cached == 0

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,6 +60,7 @@ from vigil_kit.errors import (
     Unavailable,
     VigilError,
 )
+from vigil_kit.groupcommit import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ MAX_DESCRIPTION = 1024
 _DEVICE_ID = re.compile(r"[0-9]{20}")
 # Refusals that are not decisions about the upload, so they are not audited (module docstring).
 _NOT_AUDITED = (ResourceExhausted, Unavailable)
+# Uploads whose look-ups share one read transaction, and whose records share one commit, at most.
+GROUP_MAX = 64
 
 Clock = Callable[[], datetime]
 
@@ -182,6 +185,16 @@ class Admission:
 # --- the servicer -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Recording:
+    """A stored object's upload record, SegmentIngested and audit record, waiting for their commit."""
+
+    principal: Principal
+    upload: UploadHeader
+    device: DeviceFacts
+    record: UploadRecord
+
+
 class IngestServicer:
     def __init__(
         self,
@@ -210,6 +223,15 @@ class IngestServicer:
         # 100 ms): with many uploads at once those sleeps, not the work, set the pace. Taking turns
         # on an asyncio lock first hands the database from one upload to the next without them.
         self._db = asyncio.Lock()
+        # Group commit (vigil_kit.groupcommit): the uploads that queue behind a transaction share the
+        # next one — their look-ups one read, their records one commit — instead of a transaction each:
+        # per upload, the database's hand-offs, lock turns and commit were most of ingest's own work.
+        self._lookups: GroupCommit[tuple[str, int], tuple[DeviceFacts | None, UploadRecord | None]] = (
+            GroupCommit(self._lookup_batch, GROUP_MAX, name="ingest-lookups")
+        )
+        self._recordings: GroupCommit[_Recording, BaseException | None] = GroupCommit(
+            self._record_batch, GROUP_MAX, name="ingest-group-commit"
+        )
 
     # --- UploadSegment ---------------------------------------------------------------------------
 
@@ -260,9 +282,7 @@ class IngestServicer:
             session.header(upload, now=now)
             # The cached device facts and any stored upload of this sequence in one read; the
             # device directory (which may ask the registry) only when the cache cannot say yes.
-            async with self._db, self.sessions() as s:
-                cached = await store.get_device(s, upload.device_id)
-                stored = await store.get_upload(s, upload.device_id, upload.sequence)
+            cached, stored = await self._lookups.submit((upload.device_id, upload.sequence))
             if cached is not None and cached.active:
                 metrics.DEVICE_LOOKUPS.labels(source="cache").inc()
                 device = cached
@@ -378,24 +398,8 @@ class IngestServicer:
             ingest_time=self.clock(),
             event_id=str(uuid6.uuid7()),
         )
-        try:
-            async with self._db, self.sessions.begin() as s:
-                await store.add_upload(s, record)
-                self.publisher.segment_ingested(
-                    s,
-                    segment_ingested(record, upload, owner_unit_id=device.owner_unit_id, uploader=principal),
-                    event_id=record.event_id,
-                )
-                self.publisher.audit(
-                    s,
-                    actor=principal,
-                    action=ACTION_UPLOAD,
-                    resources={"device_ids": [segment.device_id], "segment_ids": [obj.version_id]},
-                    footage=(segment.start, segment.end),
-                    attributes=_upload_attributes(upload, key=obj.key, version_id=obj.version_id),
-                    now=record.ingest_time,
-                )
-        except IntegrityError:
+        failure = await self._recordings.submit(_Recording(principal, upload, device, record))
+        if isinstance(failure, IntegrityError):
             # Another ingest process stored this (device, sequence) first. Its record wins; the
             # object just written stays (it is locked) and the archive's reconciliation sees it.
             log.warning(
@@ -411,7 +415,62 @@ class IngestServicer:
             assert first is not None
             decide_replay(segment, first.sha256)
             return pb.UploadSegmentResponse(segment=codec.stored_segment(first), replayed=True)
+        if failure is not None:
+            raise failure
         return pb.UploadSegmentResponse(segment=codec.stored_segment(record), replayed=False)
+
+    async def _lookup_batch(
+        self, keys: Sequence[tuple[str, int]]
+    ) -> list[tuple[DeviceFacts | None, UploadRecord | None]]:
+        """Each upload's cached device facts and stored record of its sequence, in one read."""
+        async with self._db, self.sessions() as s:
+            devices = await store.get_devices(s, (device_id for device_id, _ in keys))
+            stored = await store.get_uploads(s, keys)
+        return [(devices.get(device_id), stored.get((device_id, seq))) for device_id, seq in keys]
+
+    async def _record_batch(self, batch: Sequence[_Recording]) -> list[BaseException | None]:
+        """The records of uploads stored meanwhile, in one transaction: each upload's row, its
+        SegmentIngested and its audit record. An upload whose row conflicts (another process stored
+        its sequence first) must not fail the others: then each is recorded alone, and the conflict
+        goes back to its own caller as the IntegrityError it met."""
+        try:
+            async with self._db, self.sessions.begin() as s:
+                # The rows first, in one statement; then the outbox rows, flushed together at commit.
+                await store.add_uploads(s, [r.record for r in batch])
+                for r in batch:
+                    self._publish(s, r)
+            return [None] * len(batch)
+        except IntegrityError as e:
+            if len(batch) == 1:
+                return [e]
+        except Exception:
+            if len(batch) == 1:
+                raise
+            log.exception("a group of upload records failed; recording them one by one")
+        out: list[BaseException | None] = []
+        for one in batch:
+            try:
+                out += await self._record_batch([one])
+            except Exception as e:  # this upload's own failure: its caller hears it (INTERNAL)
+                out.append(e)
+        return out
+
+    def _publish(self, s: AsyncSession, r: _Recording) -> None:
+        record, upload, segment = r.record, r.upload, r.upload.segment
+        self.publisher.segment_ingested(
+            s,
+            segment_ingested(record, upload, owner_unit_id=r.device.owner_unit_id, uploader=r.principal),
+            event_id=record.event_id,
+        )
+        self.publisher.audit(
+            s,
+            actor=r.principal,
+            action=ACTION_UPLOAD,
+            resources={"device_ids": [segment.device_id], "segment_ids": [record.version_id]},
+            footage=(segment.start, segment.end),
+            attributes=_upload_attributes(upload, key=record.object_key, version_id=record.version_id),
+            now=record.ingest_time,
+        )
 
     async def _audit_refusal(
         self, principal: Principal, err: VigilError, upload: UploadHeader | None

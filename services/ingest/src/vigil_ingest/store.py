@@ -8,10 +8,12 @@ Start times are seconds + nanos: nanoseconds since 1970 overflow a BIGINT after 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil_kit.db import UTCDateTime
@@ -99,8 +101,17 @@ _NS = 1_000_000_000
 
 async def get_device(session: AsyncSession, device_id: str) -> DeviceFacts | None:
     row = (await session.execute(select(device_cache).where(device_cache.c.device_id == device_id))).first()
-    if row is None:
-        return None
+    return None if row is None else _device(row)
+
+
+async def get_devices(session: AsyncSession, device_ids: Iterable[str]) -> dict[str, DeviceFacts]:
+    """The cached facts of these devices (one query), by id; unknown ids are absent."""
+    ids = sorted(set(device_ids))
+    rows = (await session.execute(select(device_cache).where(device_cache.c.device_id.in_(ids)))).all()
+    return {row.device_id: _device(row) for row in rows}
+
+
+def _device(row: Any) -> DeviceFacts:
     return DeviceFacts(
         device_id=row.device_id,
         state=row.state,
@@ -148,8 +159,19 @@ async def get_upload(session: AsyncSession, device_id: str, sequence: int) -> Up
             select(uploads).where(uploads.c.device_id == device_id, uploads.c.sequence == str(sequence))
         )
     ).first()
-    if row is None:
-        return None
+    return None if row is None else _upload(row)
+
+
+async def get_uploads(
+    session: AsyncSession, keys: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], UploadRecord]:
+    """The stored uploads of these (device, sequence) pairs (one query), by pair; absent when not stored."""
+    pairs = sorted({(device_id, str(sequence)) for device_id, sequence in keys})
+    q = select(uploads).where(tuple_(uploads.c.device_id, uploads.c.sequence).in_(pairs))
+    return {(r.device_id, int(r.sequence)): _upload(r) for r in (await session.execute(q)).all()}
+
+
+def _upload(row: Any) -> UploadRecord:
     return UploadRecord(
         device_id=row.device_id,
         sequence=int(row.sequence),
@@ -170,24 +192,31 @@ async def get_upload(session: AsyncSession, device_id: str, sequence: int) -> Up
 
 
 async def add_upload(session: AsyncSession, record: UploadRecord) -> None:
+    await add_uploads(session, [record])
+
+
+async def add_uploads(session: AsyncSession, records: Sequence[UploadRecord]) -> None:
+    """The records' rows in one executemany INSERT (a group commit's uploads)."""
+    await session.execute(uploads.insert(), [_upload_values(r) for r in records])
+
+
+def _upload_values(record: UploadRecord) -> dict[str, Any]:
     seconds, nanos = divmod(record.start_ns, _NS)
-    await session.execute(
-        uploads.insert().values(
-            device_id=record.device_id,
-            sequence=str(record.sequence),
-            sha256=record.sha256,
-            size=record.size,
-            bucket=record.bucket,
-            object_key=record.object_key,
-            version_id=record.version_id,
-            start_seconds=seconds,
-            start_nanos=nanos,
-            duration_ns=record.duration_ns,
-            container=record.container,
-            codec=record.codec,
-            retain_until=record.retain_until,
-            retention_days=record.retention_days,
-            ingest_time=record.ingest_time,
-            event_id=record.event_id,
-        )
+    return dict(
+        device_id=record.device_id,
+        sequence=str(record.sequence),
+        sha256=record.sha256,
+        size=record.size,
+        bucket=record.bucket,
+        object_key=record.object_key,
+        version_id=record.version_id,
+        start_seconds=seconds,
+        start_nanos=nanos,
+        duration_ns=record.duration_ns,
+        container=record.container,
+        codec=record.codec,
+        retain_until=record.retain_until,
+        retention_days=record.retention_days,
+        ingest_time=record.ingest_time,
+        event_id=record.event_id,
     )

@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
 from vigil.registry.v1 import registry_service_pb2_grpc as pb_grpc
-from vigil_kit import audit
+from vigil_kit import audit, db
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, VigilError
 from vigil_kit.groupcommit import GroupCommit
 from vigil_kit.paging import decode_token, encode_token, page_size
 from vigil_registry import access, codec, compliance, metrics
+from vigil_registry.bulk import Importer
 from vigil_registry.domain import filing as filing_rules
 from vigil_registry.domain import rules, usecases
 from vigil_registry.domain.model import Clock, Device, PlaceCategory, RegistryPolicy
@@ -67,6 +68,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         tracker: DeadlineTracker,
     ) -> None:
         self.sessions = sessions
+        # The read RPCs' sessions: on SQLite they read a snapshot instead of queueing for the write lock.
+        self.read_sessions = db.read_session_factory(sessions)
         self.store = store
         self.policy = policy
         self.clock = clock
@@ -75,6 +78,9 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self.tracker = tracker
         self._registrations: GroupCommit[_Registration, pb.Device | Exception] = GroupCommit(
             self._register_batch, REGISTER_BATCH_MAX, name="registry-group-commit"
+        )
+        self._importer = Importer(
+            sessions=sessions, store=store, policy=policy, clock=clock, publisher=publisher
         )
 
     # --- refusals ----------------------------------------------------------------------------------
@@ -145,7 +151,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
                     rule="ACC-2",
                     field="unit_id",
                 )
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             stored = await self.store.get_unit(s, request.unit_id)
         if stored is None:
             raise NotFound(f"unit {request.unit_id!r} does not exist", field="unit_id")
@@ -157,7 +163,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             scope = access.read_scope(p, "units")
         limit = page_size(request.page_size)
         kind = None if request.kind == 0 else codec.unit_kind(request.kind)
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             rows = await self.store.list_units(
                 s, kind=kind, only=scope, after=decode_token(request.page_token), limit=limit + 1
             )
@@ -252,7 +258,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         p = current_principal()
         async with self._audited(p, "registry.site.get", {"site_ids": [request.site_id]}):
             access.read_scope(p, "sites")
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             stored = await self.store.get_site(s, request.site_id)
             if stored is None:
                 raise NotFound(f"site {request.site_id!r} does not exist", field="site_id")
@@ -275,7 +281,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
                 managing = scope
         limit = page_size(request.page_size)
         category = None if request.place_category == 0 else codec.place_category(request.place_category)
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             rows = await self.store.list_sites(
                 s,
                 division_prefix=_division_prefix(request.division_prefix),
@@ -359,6 +365,13 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             if isinstance(result, Exception):
                 raise result
         return result
+
+    async def ImportDevices(
+        self, request: pb.ImportDevicesRequest, context: object
+    ) -> pb.ImportDevicesResponse:
+        # All or nothing per call, every device under RegisterDevice's rules: see vigil_registry.bulk.
+        devices = await self._importer.run(current_principal(), request.devices)
+        return pb.ImportDevicesResponse(devices=devices)
 
     async def _register_batch(self, batch: Sequence[_Registration]) -> list[pb.Device | Exception]:
         """Registrations that arrived together, in one transaction (a group commit): each is checked
@@ -446,7 +459,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         p = current_principal()
         async with self._audited(p, "registry.device.get", {"device_ids": [request.device_id]}):
             access.read_scope(p, "devices")
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             record = await self.store.get_device_record(s, request.device_id)
         if record is None:
             raise NotFound(f"device {request.device_id!r} is not registered", field="device_id")
@@ -477,12 +490,13 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             owner_unit_id=owner,
             site_id=request.site_id.strip(),
         )
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             page = await self.store.list_device_rows(
                 s, f, after=decode_token(request.page_token), limit=limit + 1
             )
         rows = page.rows
-        out = pb.ListDevicesResponse(devices=codec.page_to_pb(replace(page, rows=rows[:limit])))
+        out = pb.ListDevicesResponse()
+        codec.page_into(replace(page, rows=rows[:limit]), out.devices)
         if len(rows) > limit:
             out.next_page_token = encode_token(rows[limit - 1][0])
         return out
@@ -664,7 +678,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             p, "registry.filing.get", {"unit_ids": [request.unit_id], "site_ids": [request.site_id]}
         ):
             await self._check_filing_read(p, request.unit_id)
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             system, *_ = await compliance.filing_of(
                 s, self.store, request.unit_id, request.site_id, self._today()
             )
@@ -686,7 +700,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         limit = page_size(request.page_size)
         after = decode_token(request.page_token)
         state = None if request.state == 0 else codec.filing_state(request.state)
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             systems = await compliance.all_filings(
                 s, self.store, self._today(), unit_id=unit_id, site_id=request.site_id.strip()
             )
@@ -746,7 +760,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             p, "registry.filing.export", {"unit_ids": [request.unit_id], "site_ids": [request.site_id]}
         ):
             await self._check_filing_read(p, request.unit_id)
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             system, unit, site, mine = await compliance.filing_of(
                 s, self.store, request.unit_id, request.site_id, self._today()
             )
@@ -765,7 +779,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             access.require_read_all(p, "the compliance summary")
             if not 0 <= request.max_items <= 10000:
                 raise InvalidArgument("max_items must be within 0..10000", field="max_items")
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             return await compliance.summary(
                 s,
                 self.store,

@@ -6,14 +6,16 @@ the change they describe. The registry consumes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.registry.v1 import events_pb2
-from vigil_kit import audit, outbox, topics
+from vigil_kit import audit, cloudevents, outbox, topics
 from vigil_kit.auth import Principal
+from vigil_kit.migrations import outbox_table
 from vigil_registry.codec import duration, ts
 from vigil_registry.domain.model import Device
 
@@ -46,6 +48,33 @@ class Publisher:
             source_service=self.source,
             notifier=self.notifier,
         )
+
+    async def registry_events(self, session: AsyncSession, items: Sequence[tuple[str, Message]]) -> list[str]:
+        """Many vigil.registry.events.v1 events (key, message) in one executemany INSERT; their event ids.
+
+        The rows are exactly those outbox.enqueue adds (and the relay publishes), written through Core
+        rather than one ORM object each: a bulk import's thousand events cost a tenth as much. The relay
+        is woken by the caller's audit record, written with the notifier in the same transaction.
+        """
+        if not items:
+            return []
+        source = cloudevents.source_for(self.source)
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "event_id": cloudevents.new_event_id(),
+                "topic": topics.REGISTRY_EVENTS,
+                "key": key,
+                "ce_type": message.DESCRIPTOR.full_name,
+                "source": source,
+                "subject": key,
+                "payload": message.SerializeToString(),
+                "created_at": now,
+            }
+            for key, message in items
+        ]
+        await session.execute(outbox_table.insert(), rows)
+        return [r["event_id"] for r in rows]
 
     def status_event(self, session: object, key: str, message: Message) -> str:
         """A vigil.device.status.v1 event keyed by device id."""

@@ -132,6 +132,9 @@ devices = Table(
     Index("ix_devices_site", "site_id", "device_id"),
     Index("ix_devices_category", "place_category", "device_id"),
     Index("ix_devices_division", "division_code", "device_id"),
+    # A division code with a second filter (migration 0003): each per-code branch is one exact range.
+    Index("ix_devices_division_category", "division_code", "place_category", "device_id"),
+    Index("ix_devices_division_state", "division_code", "state", "device_id"),
 )
 
 filings = Table(
@@ -612,7 +615,7 @@ class RegistryStore:
     ) -> DevicePage:
         """A ListDevices page as raw rows (PAGE_COLUMNS; see DevicePage) with its sites and owners.
 
-        The hot read path: no per-row type processing or domain objects (codec.page_to_pb turns the
+        The hot read path: no per-row type processing or domain objects (codec.page_into turns the
         rows straight into messages), and sites and owners come from the in-process cache.
         """
         codes = None

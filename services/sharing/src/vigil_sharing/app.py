@@ -72,11 +72,21 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
     settings = ctx.settings
     assert isinstance(settings, Settings)
     await seed_principal_facts(ctx, settings)
-    book = GrantBook(ctx.sessions)
+    reads = ctx.read_sessions or ctx.sessions
+    book = GrantBook(reads)
     await book.load()  # serve decisions from the database's grants at once; LocalSync then follows the log
-    devices = DeviceDirectory(ctx.sessions, RegistryClient(settings), timeout_s=settings.registry_timeout_s)
+    devices = DeviceDirectory(
+        ctx.sessions,
+        RegistryClient(settings),
+        timeout_s=settings.registry_timeout_s,
+        read_sessions=reads,
+        unknown_ttl_s=settings.unknown_device_ttl_s,
+    )
+    await devices.load()  # Authorize answers from memory; events and registry look-ups keep it current
     servicer = SharingServicer(
         sessions=ctx.sessions,
+        read_sessions=reads,
+        transactions=ctx.transactions if settings.authorize_commit_thread else None,
         book=book,
         devices=devices,
         policy=settings.policy(),
@@ -99,7 +109,7 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
         "local-sync",
         LocalSync(book, devices, bootstrap=settings.kafka_bootstrap, refresh_s=settings.index_refresh_s),
     )
-    router = Router(ctx.sessions, book.index, devices, clock, refresh_s=settings.partner_refresh_s)
+    router = Router(reads, book.index, devices, clock, refresh_s=settings.partner_refresh_s)
     servicer.router = router
     servicer.streams = PartnerStreams(
         sessions=ctx.sessions,
@@ -117,7 +127,7 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
     )
     ctx.add_worker(
         "grant-expiry",
-        ExpiryWorker(servicer.expire, lapsed(ctx.sessions, clock), interval_s=settings.expiry_interval_s),
+        ExpiryWorker(servicer.expire, lapsed(reads, clock), interval_s=settings.expiry_interval_s),
     )
     return [
         ServiceBinding(

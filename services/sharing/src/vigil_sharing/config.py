@@ -61,6 +61,17 @@ class Settings(ServiceSettings):
     registry_timeout_s: float = Field(
         default=2.0, gt=0, description="Deadline of a registry GetDevice call on a device-cache miss"
     )
+    authorize_commit_thread: bool = Field(
+        default=True,
+        description="On a SQLite file, commit Authorize's audit batches whole in one worker thread (cheaper "
+        "than the async driver's per-statement hand-offs); false uses the async engine",
+    )
+    unknown_device_ttl_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a device the registry does not know stays unknown without asking again (0: ask "
+        "every time); its registry event ends it sooner",
+    )
     expiry_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="How often the expiry worker looks for lapsed grants"
     )

@@ -1,13 +1,18 @@
 """What sharing knows of devices: an in-memory cache over the sharing_devices table, fed by registry events,
 with a registry GetDevice call on a miss (a device registered a moment ago is known at once).
 
-A device the registry does not know is simply unknown (decide() denies it); misses are never cached, so a
-later registration is seen at the next look-up.
+The whole table is loaded into memory at start, so Authorize answers from memory rather than reading the
+database per call. A device the registry does not know is simply unknown (decide() denies it); that answer
+is remembered for `unknown_ttl_s` only (a second by default), so a flood of calls about an unheard-of
+device costs one registry call a second, not one per call. A device first heard of within that second —
+registered just after someone asked about it — is known as soon as its registry event arrives (memory is
+consulted first), or the next look-up after the second has passed. Denying meanwhile is the safe side.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -42,17 +47,36 @@ _SITE_UPDATED = reg_events.SiteUpdated.DESCRIPTOR.full_name
 class DeviceDirectory:
     """Device facts by id: memory, then the database, then the registry."""
 
+    # Unknown-device answers remembered at most (the oldest are dropped first beyond it).
+    MAX_UNKNOWN = 10_000
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         registry: Callable[[], reg_grpc.RegistryServiceStub | None],
         *,
         timeout_s: float = 2.0,
+        read_sessions: async_sessionmaker[AsyncSession] | None = None,
+        unknown_ttl_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
+        self._reads = read_sessions or sessions
         self._registry = registry
         self._timeout_s = timeout_s
         self._memory: dict[str, DeviceFacts] = {}
+        self._unknown_ttl_s = unknown_ttl_s
+        self._monotonic = monotonic
+        # device id → monotonic time until which "the registry does not know it" is the answer
+        self._unknown: dict[str, float] = {}
+
+    async def load(self) -> int:
+        """Every device of the table into memory (at start); returns how many."""
+        async with self._reads() as session:
+            devices = await store.all_devices(session)
+        for facts in devices:
+            self._memory.setdefault(facts.device_id, facts)  # an event applied meanwhile is newer
+        return len(devices)
 
     def cached(self, device_id: str) -> DeviceFacts | None:
         return self._memory.get(device_id)
@@ -67,11 +91,14 @@ class DeviceDirectory:
             return found
         if not device_id or len(device_id) > 32:
             return None
-        async with self._sessions() as session:
+        if self._unknown and self._still_unknown(device_id):
+            return None
+        async with self._reads() as session:
             found = await store.get_device(session, device_id)
         if found is None:
             found = await self._ask_registry(device_id)
             if found is None:
+                self._remember_unknown(device_id)
                 return None
             try:
                 async with self._sessions.begin() as session:
@@ -80,6 +107,23 @@ class DeviceDirectory:
                 pass
         self._memory[device_id] = found
         return found
+
+    def _still_unknown(self, device_id: str) -> bool:
+        until = self._unknown.get(device_id)
+        if until is None:
+            return False
+        if self._monotonic() < until:
+            return True
+        self._unknown.pop(device_id, None)
+        return False
+
+    def _remember_unknown(self, device_id: str) -> None:
+        if self._unknown_ttl_s <= 0:
+            return
+        self._unknown.pop(device_id, None)
+        self._unknown[device_id] = self._monotonic() + self._unknown_ttl_s
+        while len(self._unknown) > self.MAX_UNKNOWN:
+            del self._unknown[next(iter(self._unknown))]
 
     async def lookup_many(self, device_ids: list[str]) -> dict[str, DeviceFacts]:
         out: dict[str, DeviceFacts] = {}

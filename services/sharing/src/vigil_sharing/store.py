@@ -212,6 +212,11 @@ async def get_device(session: AsyncSession, device_id: str) -> DeviceFacts | Non
     return _device(row) if row is not None else None
 
 
+async def all_devices(session: AsyncSession) -> list[DeviceFacts]:
+    """Every cached device (loaded into memory at start)."""
+    return [_device(r) for r in (await session.execute(select(devices_table))).all()]
+
+
 async def get_devices(session: AsyncSession, device_ids: Iterable[str]) -> dict[str, DeviceFacts]:
     ids = sorted(set(device_ids))
     if not ids:

@@ -127,6 +127,8 @@ def update_site(
 
 def _with_defaults(device: Device, policy: RegistryPolicy) -> Device:
     # REG-11: proto3 sends 0 for an unset field, so 0 means "the policy default".
+    if device.keepalive_interval_s and device.keepalive_timeout_count:
+        return device  # nothing to fill in (and a copy of a Device is not free: bulk imports make many)
     return replace(
         device,
         keepalive_interval_s=device.keepalive_interval_s or policy.keepalive_interval_s,
@@ -148,14 +150,41 @@ def register_device(
     violation — with any others of the same status as extra field violations. Returns the device as
     stored: REGISTERED, retention resolved (ARC-1), keepalive defaults filled in, output-only fields
     reset (a client cannot register a device as already ACTIVE)."""
-    _require(device.site_id == site.site_id, "site does not match device.site_id")
-    _require(device.owner_unit_id == owner.unit_id, "owner does not match device.owner_unit_id")
-    device = _with_defaults(device, policy)
     rules.raise_first(
-        rules.registration_violations(
+        registration_violations(
             device, site=site, owner=owner, caller=caller, policy=policy, id_taken=id_taken
         )
     )
+    return registered(device, site=site, policy=policy, clock=clock)
+
+
+def registration_violations(
+    device: Device,
+    *,
+    site: Site,
+    owner: Unit,
+    caller: Caller,
+    policy: RegistryPolicy,
+    id_taken: bool = False,
+) -> list[rules.Violation]:
+    """Every violation RegisterDevice would refuse `device` for (all of them, in priority order; empty =
+    lawful): what ImportDevices reports for each device of a batch."""
+    _require(device.site_id == site.site_id, "site does not match device.site_id")
+    _require(device.owner_unit_id == owner.unit_id, "owner does not match device.owner_unit_id")
+    return rules.registration_violations(
+        _with_defaults(device, policy),
+        site=site,
+        owner=owner,
+        caller=caller,
+        policy=policy,
+        id_taken=id_taken,
+    )
+
+
+def registered(device: Device, *, site: Site, policy: RegistryPolicy, clock: Clock) -> Device:
+    """A lawful device (registration_violations empty) as stored: REGISTERED, retention resolved (ARC-1),
+    keepalive defaults filled in, output-only fields reset (a client cannot register it as ACTIVE)."""
+    device = _with_defaults(device, policy)
     return replace(
         device,
         state=DeviceState.REGISTERED,

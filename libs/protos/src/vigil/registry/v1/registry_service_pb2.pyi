@@ -405,6 +405,18 @@ class RegisterDeviceRequest(_message.Message):
     device: Device
     def __init__(self, device: _Optional[_Union[Device, _Mapping]] = ...) -> None: ...
 
+class ImportDevicesRequest(_message.Message):
+    __slots__ = ("devices",)
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[Device]
+    def __init__(self, devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ...) -> None: ...
+
+class ImportDevicesResponse(_message.Message):
+    __slots__ = ("devices",)
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[Device]
+    def __init__(self, devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ...) -> None: ...
+
 class GetDeviceRequest(_message.Message):
     __slots__ = ("device_id",)
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -79,6 +79,11 @@ class RegistryServiceStub:
                 request_serializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.RegisterDeviceRequest.SerializeToString,
                 response_deserializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.Device.FromString,
                 _registered_method=True)
+        self.ImportDevices = channel.unary_unary(
+                '/vigil.registry.v1.RegistryService/ImportDevices',
+                request_serializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.ImportDevicesRequest.SerializeToString,
+                response_deserializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.ImportDevicesResponse.FromString,
+                _registered_method=True)
         self.GetDevice = channel.unary_unary(
                 '/vigil.registry.v1.RegistryService/GetDevice',
                 request_serializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.GetDeviceRequest.SerializeToString,
@@ -205,6 +210,22 @@ class RegistryServiceServicer:
         """--- devices
         REG-1 (absolute), REG-3, REG-5 (mask shape), REG-6 (geometry), REG-9, REG-10, REG-11, ARC-1.
         The device starts DEVICE_STATE_REGISTERED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportDevices(self, request, context):
+        """Bulk registration (`vigil devices import`): up to 1,000 devices in one call and one transaction,
+        each under exactly the rules of RegisterDevice. All or nothing per call: when any device is
+        refused, none of the call's devices is registered and the call fails with INVALID_ARGUMENT whose
+        ErrorInfo names the first refused device's rule and field ("devices[3].area_type") and whose
+        BadRequest lists every violation of every refused device, each field prefixed by the device's
+        index in the request and each description reading "STATUS [RULE]: message" (the status and rule
+        RegisterDevice would have answered for that device alone). A client that keeps the valid devices
+        sends the call again without the refused ones. Accepted: one DeviceRegistered event per device
+        and one audit record for the call, naming every device; refused: a DENIED audit record per
+        refused device, naming its rule.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -354,6 +375,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.RegisterDevice,
                     request_deserializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.RegisterDeviceRequest.FromString,
                     response_serializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.Device.SerializeToString,
+            ),
+            'ImportDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportDevices,
+                    request_deserializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.ImportDevicesRequest.FromString,
+                    response_serializer=vigil_dot_registry_dot_v1_dot_registry__service__pb2.ImportDevicesResponse.SerializeToString,
             ),
             'GetDevice': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDevice,
@@ -664,6 +690,33 @@ class RegistryService:
             '/vigil.registry.v1.RegistryService/RegisterDevice',
             vigil_dot_registry_dot_v1_dot_registry__service__pb2.RegisterDeviceRequest.SerializeToString,
             vigil_dot_registry_dot_v1_dot_registry__service__pb2.Device.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigil.registry.v1.RegistryService/ImportDevices',
+            vigil_dot_registry_dot_v1_dot_registry__service__pb2.ImportDevicesRequest.SerializeToString,
+            vigil_dot_registry_dot_v1_dot_registry__service__pb2.ImportDevicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
