@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from vigil.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
-from vigil_kit import auth, errors, metrics
+from vigil_kit import auth, errors, metrics, validation
 from vigil_kit.health import Check, ReadinessMonitor
 
 if TYPE_CHECKING:
@@ -137,9 +137,26 @@ def _code_of(exc: BaseException) -> grpc.StatusCode | None:
     return grpc.StatusCode.UNKNOWN
 
 
-def _guarded_behavior(behavior: Callable, response_streaming: bool, guard: _MethodGuard) -> Callable:
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        validation.check_enums(request)
+        yield request
+
+
+def _checked(request_or_iterator: Any, request_streaming: bool) -> Any:
+    """The request (or each message of a request stream) with its enum fields checked (validation)."""
+    if request_streaming:
+        return _checked_stream(request_or_iterator)
+    validation.check_enums(request_or_iterator)
+    return request_or_iterator
+
+
+def _guarded_behavior(
+    behavior: Callable, response_streaming: bool, guard: _MethodGuard, request_streaming: bool = False
+) -> Callable:
     """`behavior` run under `guard`, keeping its calling style: coroutines stay coroutines (they may use
-    context.write), generators stay generators."""
+    context.write), generators stay generators. Requests are checked (vigil_kit.validation) after the
+    caller is authenticated, so an unknown caller learns nothing from them."""
     if response_streaming and not inspect.iscoroutinefunction(behavior):
 
         async def stream(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -148,7 +165,7 @@ def _guarded_behavior(behavior: Callable, response_streaming: bool, guard: _Meth
             reset = None
             try:
                 reset = guard.begin(context)
-                result = behavior(request_or_iterator, context)
+                result = behavior(_checked(request_or_iterator, request_streaming), context)
                 if hasattr(result, "__aiter__"):
                     async for item in result:
                         yield item
@@ -171,7 +188,7 @@ def _guarded_behavior(behavior: Callable, response_streaming: bool, guard: _Meth
         reset = None
         try:
             reset = guard.begin(context)
-            result = behavior(request_or_iterator, context)
+            result = behavior(_checked(request_or_iterator, request_streaming), context)
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -198,11 +215,11 @@ def guard_handler(
     }
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(
-            _guarded_behavior(handler.stream_stream, True, guard), **kw
+            _guarded_behavior(handler.stream_stream, True, guard, request_streaming=True), **kw
         )
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(
-            _guarded_behavior(handler.stream_unary, False, guard), **kw
+            _guarded_behavior(handler.stream_unary, False, guard, request_streaming=True), **kw
         )
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(

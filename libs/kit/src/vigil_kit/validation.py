@@ -46,8 +46,13 @@ def unknown_enum_values(message: Message, prefix: str = "") -> list[tuple[str, i
     return out
 
 
-def check_enums(message: Message) -> None:
-    """INVALID_ARGUMENT naming the first field (and listing all) whose enum value is not defined."""
+def check_enums(message: object) -> None:
+    """INVALID_ARGUMENT naming the first field (and listing all) whose enum value is not defined.
+
+    Anything but a protobuf message (a raw-bytes generic handler's request) is left alone.
+    """
+    if not isinstance(message, Message):
+        return
     bad = unknown_enum_values(message)
     if bad:
         (field, value), rest = bad[0], bad[1:]
