@@ -13,6 +13,7 @@ from vigil.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from vigil_cli.access_cmds import add_access_commands
 from vigil_cli.archive_cmds import add_archive_commands
 from vigil_cli.audit_cmds import audit_app
+from vigil_cli.compliance_cmds import compliance_app
 from vigil_cli.context import ContextError, load_context, vigil_home
 from vigil_cli.export_cmds import export_app
 from vigil_cli.gateway import gateway
@@ -45,6 +46,7 @@ add_registry_commands(app)
 add_access_commands(app)
 add_archive_commands(app)
 app.add_typer(audit_app)
+app.add_typer(compliance_app)
 app.add_typer(ingest_app)
 app.add_typer(export_app)
 

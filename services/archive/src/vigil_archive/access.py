@@ -15,12 +15,17 @@ from vigil_kit.errors import PermissionDenied
 READ_ROLES = ("ROLE_PLATFORM_ADMIN", "ROLE_AUDITOR")
 HOLD_ROLES = ("ROLE_PUBLIC_SECURITY_OFFICER", "ROLE_PLATFORM_ADMIN")
 DELETE_ROLES = ("ROLE_PLATFORM_ADMIN",)
+# AUD-3: services that read index metadata and coverage on their own behalf (the audit service composes
+# compliance reports from GetCoverage); never footage, which only playback and export hand out.
+METADATA_SERVICES = ("audit",)
 
 
 def read_basis(p: Principal, owner_unit_id: str | None) -> str | None:
     """Why `p` may read a device's archive without a grant ("role" or "owner"), or None."""
     if p.has_role(*READ_ROLES):
         return "role"
+    if p.service_name in METADATA_SERVICES:
+        return "service"
     if owner_unit_id and p.unit == owner_unit_id and not p.is_service:
         return "owner"
     return None

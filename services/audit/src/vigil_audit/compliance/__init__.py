@@ -1,0 +1,1 @@
+"""Compliance reports (AUD-3): pure rules, their settings and the service that composes them."""
