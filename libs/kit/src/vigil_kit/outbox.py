@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import registry as orm_registry
 
-from vigil_kit import cloudevents
+from vigil_kit import cloudevents, db
 from vigil_kit.kafka import create_producer
 from vigil_kit.migrations import KIT_METADATA, outbox_table, relay_lease_table
 
@@ -174,6 +174,7 @@ class OutboxRelay:
         registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self.engine = engine
+        self._reader = engine.execution_options(**{db.READ_ONLY_OPTION: True})
         self.bootstrap = bootstrap
         self.service = service
         self.batch_size = batch_size
@@ -315,7 +316,9 @@ class OutboxRelay:
         assert self._producer is not None, "run() starts the producer"
         producer = self._producer
         t = outbox_table
-        async with self.engine.begin() as conn:
+        # Reading takes no write lock (on SQLite a DEFERRED transaction on the WAL snapshot): a relay
+        # polling or woken after every commit must not queue the service's own writers behind it.
+        async with self._reader.begin() as conn:
             rows = (
                 await conn.execute(
                     select(

@@ -24,7 +24,7 @@ from vigil.common.v1 import time_range_pb2
 from vigil.sharing.v1 import sharing_service_pb2 as sharing_pb
 from vigil_archive import access, codec, metrics, store
 from vigil_archive.domain import CoverageScan
-from vigil_kit import audit, outbox, topics
+from vigil_kit import audit, db, outbox, topics
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import InvalidArgument, Unavailable, VigilError
 from vigil_kit.paging import decode_token, encode_token, page_size
@@ -71,6 +71,8 @@ class ArchiveBase:
     def __init__(self, deps: ArchiveDeps) -> None:
         self.deps = deps
         self.sessions = deps.sessions
+        # Reads that must not queue behind writers (SQLite: DEFERRED transactions on the WAL snapshot).
+        self.read_sessions = db.read_session_factory(deps.sessions)
         self.clock = deps.clock
         # device → (owner unit, when looked up): a device's owner is read on every call and changes
         # rarely (a transfer shows in the next segment indexed), so it is kept for OWNER_TTL_S.
@@ -178,7 +180,7 @@ class ArchiveBase:
         cached = self._owners.get(device_id)
         if cached is not None and time.monotonic() - cached[1] < OWNER_TTL_S:
             return cached[0]
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             owner = await store.device_owner(s, device_id)
         if owner is not None:
             if len(self._owners) >= OWNER_CACHE_MAX:
@@ -205,9 +207,7 @@ class IndexReads(ArchiveBase):
             limit = page_size(request.page_size)
             after = _decode_cursor(request.page_token, request.device_id, start, end)
             basis = await self.authorize_read(p, request.device_id, start, end)
-            # One transaction: the page is read and its audit record written together, and the
-            # answer leaves only after that record is committed.
-            async with self.sessions.begin() as s:
+            async with self.read_sessions() as s:
                 rows = await store.find_rows(
                     s,
                     request.device_id,
@@ -217,6 +217,8 @@ class IndexReads(ArchiveBase):
                     after=after,
                     max_segment=self.deps.max_segment,
                 )
+            # The answer leaves only after the read's audit record is committed.
+            async with self.sessions.begin() as s:
                 self.audit(
                     s,
                     p,
@@ -246,14 +248,14 @@ class IndexReads(ArchiveBase):
             if request.HasField("range"):
                 start, end = self.read_range(request.range, True)
             else:
-                async with self.sessions() as s:
+                async with self.read_sessions() as s:
                     earliest = await store.earliest_start(s, request.device_id)
                 start, end = (earliest or now - codec.DEFAULT_WINDOW), now
                 if end <= start:
                     start = end - codec.DEFAULT_WINDOW
             basis = await self.authorize_read(p, request.device_id, start, end)
             scan = CoverageScan(request.device_id, start, end, max_gaps=self.deps.max_gaps)
-            async with self.sessions() as s:
+            async with self.read_sessions() as s:
                 async for seg in store.stream_segments(
                     s, request.device_id, start, end, max_segment=self.deps.max_segment
                 ):

@@ -95,7 +95,7 @@ class Holds(ArchiveBase):
 
     async def holds_of(self, device_id: str, start: datetime, end: datetime) -> list[Any]:
         """Active holds naming the device that overlap [start, end): FindSegments names them per segment."""
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:
             return [
                 *await super().holds_of(device_id, start, end),
                 *await store.active_holds_covering(s, device_id, start, end),

@@ -86,7 +86,7 @@ class Viewing(ArchiveBase):
                     f"range is {end - start}, longer than the {window} one manifest may cover", field="range"
                 )
             answer = await self._authorize(p, sharing_pb.ACTION_PLAYBACK, request.device_id, start, end)
-            async with self.sessions() as s:
+            async with self.read_sessions() as s:
                 rows = await store.find_rows(
                     s,
                     request.device_id,
@@ -108,7 +108,7 @@ class Viewing(ArchiveBase):
                 raise InvalidArgument("device_id is required", field="device_id")
             now = self.clock()
             count = self._viewing_setting("live_window_segments", 6)
-            async with self.sessions() as s:
+            async with self.read_sessions() as s:
                 rows = await store.newest_rows(s, request.device_id, count)
             start = rows[0].start_time if rows else now
             end = max(now, rows[-1].end_time) if rows else now + timedelta(seconds=1)
