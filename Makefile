@@ -1,10 +1,10 @@
-# Vigil: make setup | run | test | lint | proto | proto-check | bench | helm-lint
+# Vigil: make setup | run | test | lint | proto | proto-check | bench | helm-lint | soak
 SHELL := /bin/bash
 UV ?= uv
 PY := .venv/bin/python
 export UV_LINK_MODE ?= copy
 
-.PHONY: setup run test lint proto proto-check bench helm-lint
+.PHONY: setup run test lint proto proto-check bench helm-lint soak
 
 # setup: install uv if missing and sync every workspace member (and dev tools) into .venv
 setup:
@@ -41,3 +41,8 @@ bench: setup
 # helm-lint: the offline deployment checks alone (chart lint/render/validate, policies, skaffold, images)
 helm-lint: setup
 	.venv/bin/pytest deploy
+
+# soak: the fault-injection and fuzz suites, longer (more cameras, kills and examples; same assertions)
+soak: setup
+	VIGIL_FAULT_CAMERAS=100 VIGIL_FAULT_SEGMENTS=20 VIGIL_FAULT_KILLS=5 VIGIL_FUZZ_EXAMPLES=200 \
+	  .venv/bin/pytest -s integration_tests/test_fault_injection.py integration_tests/test_fuzz_rpcs.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ SKIP_SERVICES = {
     "grpc.reflection.v1.ServerReflection",
 }
 FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
-EXAMPLES = 12
+EXAMPLES = int(os.environ.get("VIGIL_FUZZ_EXAMPLES", 12))
 UNARY_TIMEOUT_S = 20.0
 
 F = FieldDescriptor
