@@ -283,7 +283,9 @@ async def test_find_segments_names_the_active_holds_covering_each_segment(archiv
     )
     assert [list(s.hold_ids) for s in found.segments] == [[hold.hold_id], [hold.hold_id], []]
     assert found.segments[-1].version_id == late.ref.version_id
-    await archive.stub("officer").ReleaseHold(pb.ReleaseHoldRequest(hold_id=hold.hold_id, reason="case closed"))
+    await archive.stub("officer").ReleaseHold(
+        pb.ReleaseHoldRequest(hold_id=hold.hold_id, reason="case closed")
+    )
     after = await archive.stub().FindSegments(
         pb.FindSegmentsRequest(device_id=device, range=time_range(hour(0), hour(3)))
     )

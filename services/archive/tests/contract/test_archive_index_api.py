@@ -173,7 +173,9 @@ async def test_indexing_the_same_version_twice_changes_nothing(archive: Archive)
 async def test_a_range_before_the_epoch_is_refused_naming_its_end(archive: Archive) -> None:
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    far = time_range_pb2.TimeRange(start_time=Timestamp(seconds=-62_135_596_800), end_time=Timestamp(seconds=0))
+    far = time_range_pb2.TimeRange(
+        start_time=Timestamp(seconds=-62_135_596_800), end_time=Timestamp(seconds=0)
+    )
     async with refused() as err:
         await archive.stub().GetCoverage(pb.GetCoverageRequest(device_id=new_device_id(), range=far))
     assert err[0].code.name == "INVALID_ARGUMENT" and err[0].field == "range.start_time"
