@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -665,6 +666,102 @@ async def hold_covered_counts(session: AsyncSession, hold_ids: Sequence[str]) ->
     t = holds_table.c
     rows = (await session.execute(select(t.hold_id, t.covered_segments).where(t.hold_id.in_(hold_ids)))).all()
     return {r.hold_id: int(r.covered_segments) for r in rows}
+
+
+# The expiry sweeper's hot path (ARC-3) works at the driver's level: SQLAlchemy's per-row result and
+# parameter processing cost more than SQLite's own work on a million-row sweep. Time columns come back
+# as the driver gives them — 'YYYY-MM-DD HH:MM:SS.ffffff' strings (naive UTC) on SQLite, datetimes on
+# PostgreSQL — and vigil_archive.sweeper.utc_naive reads both.
+EXPIRED_PAGE_COLUMNS = (
+    "id, device_id, sequence, start_time, end_time, day, bucket, key, version_id, size, sha256, "
+    "retain_until, owner_unit_id, codec, container, legal_hold"
+)
+_EXPIRED_PAGE = text(
+    f"SELECT {EXPIRED_PAGE_COLUMNS} FROM archive_segments WHERE retain_until <= :now "
+    "ORDER BY retain_until, id LIMIT :limit"
+).bindparams(bindparam("now", type_=UTCDateTime))
+# The cursor's retain-until goes back exactly as the driver gave it (no re-formatting to compare).
+_EXPIRED_PAGE_AFTER = text(
+    f"SELECT {EXPIRED_PAGE_COLUMNS} FROM archive_segments WHERE retain_until <= :now "
+    "AND retain_until >= :after_until AND (retain_until > :after_until OR id > :after_id) "
+    "ORDER BY retain_until, id LIMIT :limit"
+).bindparams(bindparam("now", type_=UTCDateTime))
+
+
+async def expired_page(
+    session: AsyncSession, now: datetime, *, limit: int, after: tuple[Any, int] | None = None
+) -> list[Any]:
+    """expired_candidates' rows as the driver's tuples (EXPIRED_PAGE_COLUMNS), for the sweeper.
+
+    `after` is (retain_until, id) of the previous page's last row, as this function returned them.
+    """
+    if after is None:
+        result = await session.execute(_EXPIRED_PAGE, {"now": now, "limit": limit})
+    else:
+        params = {"now": now, "after_until": after[0], "after_id": after[1], "limit": limit}
+        result = await session.execute(_EXPIRED_PAGE_AFTER, params)
+    return result.all()
+
+
+async def delete_segments_returning(session: AsyncSession, row_ids: Sequence[int]) -> list[Any]:
+    """Drop index rows; (id, device_id, day) of each row this statement removed.
+
+    A row a concurrent transaction already removed is not returned (PostgreSQL's DELETE waits on the
+    other's row lock, then skips the row; SQLite has one writer at a time), so whoever gets a row back
+    is the one that reports its removal — exactly once. Replaces present_rows + remove_segments.
+    """
+    conn = await session.connection()
+    out: list[Any] = []
+    for i in range(0, len(row_ids), 1000):
+        ids = list(row_ids[i : i + 1000])
+        if conn.dialect.name == "postgresql":
+            sql, params = (
+                "DELETE FROM archive_segments WHERE id = ANY($1) RETURNING id, device_id, day",
+                (ids,),
+            )
+        else:
+            where = f"id IN ({_placeholders(conn.dialect, len(ids))})"
+            sql, params = (
+                f"DELETE FROM archive_segments WHERE {where} RETURNING id, device_id, day",
+                tuple(ids),
+            )
+        out.extend((await conn.exec_driver_sql(sql, params)).all())
+    return out
+
+
+def _placeholders(dialect: Any, count: int) -> str:
+    style = dialect.paramstyle
+    if style == "qmark":
+        return ", ".join("?" * count)
+    if style == "numeric_dollar":
+        return ", ".join(f"${i}" for i in range(1, count + 1))
+    if style in ("format", "pyformat"):
+        return ", ".join(["%s"] * count)
+    if style == "numeric":
+        return ", ".join(f":{i}" for i in range(1, count + 1))
+    raise NotImplementedError(f"paramstyle {style}")
+
+
+def driver_time(session: AsyncSession, t: datetime) -> Any:
+    """A UTC time exactly as SQLAlchemy hands a UTCDateTime column's value to the driver (on SQLite
+    the 'YYYY-MM-DD HH:MM:SS.ffffff' text it stores, microseconds always written)."""
+    dialect = session.get_bind().dialect
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return process(t) if process is not None else t
+
+
+async def insert_outbox_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Outbox rows as the driver takes them — (event_id, topic, key, ce_type, source, subject, payload,
+    created_at), created_at from driver_time — in one executemany: vigil_kit.outbox's table, written
+    the way outbox.enqueue writes it, without its per-row cost (the relay reads them like any other)."""
+    if not rows:
+        return
+    conn = await session.connection()
+    sql = (
+        "INSERT INTO outbox (event_id, topic, key, ce_type, source, subject, payload, created_at) "
+        f"VALUES ({_placeholders(conn.dialect, 8)})"
+    )
+    await conn.exec_driver_sql(sql, list(rows))
 
 
 # --- integrity (ARC-4): day roots, the scrubber's walk, reconciliation's index listing -------------
