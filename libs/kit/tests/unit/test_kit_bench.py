@@ -51,3 +51,20 @@ def test_bounded_figure_meets_an_upper_bound_and_refuses_above_it():
 def test_bounded_figure_meets_a_lower_bound_and_refuses_below_it():
     assert Figure.bounded("keepalives", value=6000, unit="/s", at_least=5000).meets == "yes"
     assert Figure.bounded("keepalives", value=4000, unit="/s", at_least=5000).meets == "NO"
+
+
+async def test_a_source_that_raises_gets_a_failed_row_and_the_others_still_run(monkeypatch, tmp_path) -> None:
+    from vigil_kit.bench import BenchContext, Figure
+    from vigil_kit.bench import run as bench_run
+
+    def broken(ctx: BenchContext) -> list[Figure]:
+        raise RuntimeError("the service did not start")
+
+    async def fine(ctx: BenchContext) -> list[Figure]:
+        return [Figure.bounded("fine", value=1.0, at_most=2.0, unit="s")]
+
+    monkeypatch.setattr(bench_run, "discover", lambda only: {"broken": broken, "fine": fine})
+    ctx = BenchContext(kafka_bootstrap="", s3_endpoint="", workdir=tmp_path)
+    figures = await bench_run.run_figures(ctx, None)
+    assert [f.figure for f in figures] == ["broken: not measured", "fine"]
+    assert figures[0].meets == "NO" and "the service did not start" in figures[0].notes

@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from vigil_kit import embedded
@@ -22,11 +23,24 @@ async def run_figures(ctx: BenchContext, only: str | None) -> list[Figure]:
     figures: list[Figure] = []
     for name, source in sources.items():
         print(f"running {name} …", file=sys.stderr, flush=True)
-        result = source(ctx)
-        if inspect.isawaitable(result):
-            result = await result
+        try:
+            result = source(ctx)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            # One source that cannot measure must not cost the report every other figure: it gets a row
+            # that says so (and fails the run's exit code), and the rest still run.
+            traceback.print_exc()
+            figures.append(failed_figure(name, exc))
+            continue
         figures.extend(result)
     return figures
+
+
+def failed_figure(name: str, exc: BaseException) -> Figure:
+    """The report row of a figure source that raised instead of measuring."""
+    detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:400]
+    return Figure(f"{name}: not measured", float("nan"), None, None, "a measurement", "NO", notes=detail)
 
 
 def main(argv: list[str] | None = None) -> int:
