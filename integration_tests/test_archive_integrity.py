@@ -26,11 +26,10 @@ from minio.retention import Retention
 from vigil.archive.v1 import archive_service_pb2 as apb
 from vigil.archive.v1 import archive_service_pb2_grpc as apb_grpc
 from vigil.archive.v1 import events_pb2 as archive_events
-from vigil.common.v1 import identity_pb2, time_range_pb2
+from vigil.common.v1 import time_range_pb2
 from vigil.ingest.v1 import ingest_service_pb2 as ipb
 from vigil.ingest.v1 import ingest_service_pb2_grpc as ipb_grpc
 from vigil.registry.v1 import registry_service_pb2 as pb
-from vigil.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from vigil_kit import cloudevents, objectstore, topics
 from vigil_kit.auth import TokenIssuer
 from vigil_kit.grpc_client import make_channel
@@ -45,6 +44,7 @@ from vigil_kit.segment_header import (
     sign,
 )
 from vigil_kit.settings import ServiceSettings
+from vigil_testing.platform import register_active_device
 
 SHOP = ("91320200MA1ABCDEF0", "Corner shop", "UNIT_KIND_ENTERPRISE")
 ADMIN_UNIT = "11320200MB0000001T"
@@ -79,44 +79,18 @@ def _device_id() -> str:
 
 
 async def _register_and_activate(address: str, token: str, device_id: str, public_key_b64: str) -> None:
-    async with make_channel(address, token=token) as channel:
-        stub = pb_grpc.RegistryServiceStub(channel)
-        await stub.CreateUnit(
-            pb.CreateUnitRequest(
-                unit=pb.Unit(unit_id=SHOP[0], name=SHOP[1], kind=identity_pb2.UnitKind.Value(SHOP[2]))
-            )
-        )
-        await stub.CreateSite(
-            pb.CreateSiteRequest(
-                site=pb.Site(
-                    site_id="shop-1",
-                    name="Corner shop",
-                    division_code="320205",
-                    place_category=pb.PLACE_CATEGORY_NON_PUBLIC,
-                    managing_unit_id=SHOP[0],
-                    funding=pb.FUNDING_PRIVATE,
-                )
-            )
-        )
-        await stub.RegisterDevice(
-            pb.RegisterDeviceRequest(
-                device=pb.Device(
-                    device_id=device_id,
-                    site_id="shop-1",
-                    owner_unit_id=SHOP[0],
-                    name="Till",
-                    area_type=pb.AREA_TYPE_ENTRANCE,
-                    latitude=31.57,
-                    longitude=120.3,
-                    direction_deg=90,
-                    capture_range_m=10,
-                    notice_sign_confirmed=True,
-                    public_key=public_key_b64,
-                    retention_profile="flash",
-                )
-            )
-        )
-        await stub.ActivateDevice(pb.ActivateDeviceRequest(device_id=device_id))
+    """A corner shop's till camera: a private, non-public place, so the short "flash" profile is lawful."""
+    await register_active_device(
+        address,
+        token,
+        device_id,
+        public_key_b64,
+        unit=SHOP,
+        site_id="shop-1",
+        place_category=pb.PLACE_CATEGORY_NON_PUBLIC,
+        funding=pb.FUNDING_PRIVATE,
+        retention_profile="flash",
+    )
 
 
 def _stack(vigil_service, issuer: TokenIssuer, **archive_settings: object):

@@ -13,12 +13,9 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from vigil.common.v1 import identity_pb2
 from vigil.ingest.v1 import events_pb2
 from vigil.ingest.v1 import ingest_service_pb2 as ipb
 from vigil.ingest.v1 import ingest_service_pb2_grpc as ipb_grpc
-from vigil.registry.v1 import registry_service_pb2 as pb
-from vigil.registry.v1 import registry_service_pb2_grpc as pb_grpc
 from vigil_ingest.domain.signing import SegmentHeader, generate_device_key, sign
 from vigil_ingest.video import encode_segment
 from vigil_kit import cloudevents, objectstore, topics
@@ -28,6 +25,7 @@ from vigil_kit.grpc_client import make_channel
 from vigil_kit.kafka import create_consumer
 from vigil_kit.objectstore import make_minio
 from vigil_kit.settings import ServiceSettings
+from vigil_testing.platform import register_active_device
 
 HOSPITAL = ("12320200MB0000003X", "First People's Hospital", "UNIT_KIND_INSTITUTION")
 ADMIN_UNIT = "11320200MB0000001T"
@@ -60,46 +58,7 @@ def _device_id() -> str:
 
 
 async def _register_and_activate(address: str, token: str, device_id: str, public_key_b64: str) -> None:
-    async with make_channel(address, token=token) as channel:
-        stub = pb_grpc.RegistryServiceStub(channel)
-        await stub.CreateUnit(
-            pb.CreateUnitRequest(
-                unit=pb.Unit(
-                    unit_id=HOSPITAL[0], name=HOSPITAL[1], kind=identity_pb2.UnitKind.Value(HOSPITAL[2])
-                )
-            )
-        )
-        await stub.CreateSite(
-            pb.CreateSiteRequest(
-                site=pb.Site(
-                    site_id="hosp-1",
-                    name="First People's Hospital",
-                    division_code="320205",
-                    place_category=pb.PLACE_CATEGORY_PUBLIC_SERVICES,
-                    managing_unit_id=HOSPITAL[0],
-                    funding=pb.FUNDING_GOVERNMENT,
-                )
-            )
-        )
-        await stub.RegisterDevice(
-            pb.RegisterDeviceRequest(
-                device=pb.Device(
-                    device_id=device_id,
-                    site_id="hosp-1",
-                    owner_unit_id=HOSPITAL[0],
-                    name="Entrance",
-                    area_type=pb.AREA_TYPE_ENTRANCE,
-                    latitude=31.57,
-                    longitude=120.3,
-                    direction_deg=90,
-                    capture_range_m=20,
-                    notice_sign_confirmed=True,
-                    privacy_measures="ward windows masked",
-                    public_key=public_key_b64,
-                )
-            )
-        )
-        await stub.ActivateDevice(pb.ActivateDeviceRequest(device_id=device_id))
+    await register_active_device(address, token, device_id, public_key_b64, unit=HOSPITAL)
 
 
 def _requests(header: ipb.SegmentHeader, data: bytes):

@@ -68,6 +68,7 @@ async def register_active_device(
     site_id: str = "hosp-1",
     retention_profile: str = "",
     place_category: int = rpb.PLACE_CATEGORY_PUBLIC_SERVICES,
+    funding: int = rpb.FUNDING_GOVERNMENT,
 ) -> None:
     """The unit and site (created once; ALREADY_EXISTS is fine), the device registered and activated.
 
@@ -91,7 +92,7 @@ async def register_active_device(
                         division_code="320205",
                         place_category=place_category,
                         managing_unit_id=unit[0],
-                        funding=rpb.FUNDING_GOVERNMENT,
+                        funding=funding,
                     )
                 )
             ),
