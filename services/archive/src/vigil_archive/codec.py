@@ -24,10 +24,14 @@ EARLIEST_SECONDS = 0
 LATEST_SECONDS = 221_845_392_000  # 9000-01-01T00:00:00Z
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ts(t: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(t.astimezone(UTC))
-    return out
+    """Timestamp.FromDatetime's result for an aware time, exactly (integer arithmetic), without its
+    per-call conversions: pages, manifests and the sweeper's events build hundreds at a time."""
+    delta = t - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def from_ts(t: Timestamp) -> datetime:
@@ -141,29 +145,19 @@ def coverage_to_pb(cov: Coverage) -> pb.Coverage:
     return msg
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _stamp(t: datetime) -> Timestamp:
-    # Timestamp.FromDatetime's result, exactly (integer arithmetic), without its per-call checks and
-    # conversions: a page builds hundreds of them.
-    delta = t - _EPOCH
-    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
-
-
 def segment_row_to_pb(row: Any, hold_ids: Iterable[str] = ()) -> pb.Segment:
     """A pb.Segment straight from an index row (store.SEGMENT_COLUMNS): FindSegments' page path."""
     return pb.Segment(
         device_id=row.device_id,
         sequence=row.sequence,
-        start_time=_stamp(row.start_time),
-        end_time=_stamp(row.end_time),
+        start_time=ts(row.start_time),
+        end_time=ts(row.end_time),
         bucket=row.bucket,
         key=row.key,
         version_id=row.version_id,
         size=row.size,
         sha256=row.sha256,
-        retain_until=_stamp(row.retain_until),
+        retain_until=ts(row.retain_until),
         hold_ids=sorted(hold_ids),
         owner_unit_id=row.owner_unit_id,
         codec=row.codec,

@@ -36,12 +36,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vigil.archive.v1 import archive_service_pb2 as pb
 from vigil.archive.v1 import events_pb2
 from vigil.audit.v1 import audit_record_pb2
 from vigil_archive import metrics, store
@@ -211,7 +209,6 @@ EXPIRED_TYPE = events_pb2.SegmentExpired.DESCRIPTOR.full_name
 AUDIT_TYPE = audit_record_pb2.AuditRecord.DESCRIPTOR.full_name
 EVENT_SOURCE = cloudevents.source_for(SOURCE)
 _RAND_74 = (1 << 74) - 1
-_AWARE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _event_ids(n: int) -> Iterator[str]:
@@ -224,33 +221,6 @@ def _event_ids(n: int) -> Iterator[str]:
         v = (ms << 80) | (0x7 << 76) | ((r >> 62) & 0xFFF) << 64 | (0b10 << 62) | (r & ((1 << 62) - 1))
         h = f"{v:032x}"
         yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _ts(t: datetime) -> Timestamp:
-    # codec.ts's value, without FromDatetime's time-tuple round trip (a third of an event's cost).
-    d = t - _AWARE_EPOCH
-    return Timestamp(seconds=d.days * 86400 + d.seconds, nanos=d.microseconds * 1000)
-
-
-def segment_pb(row: store.IndexedSegment) -> pb.Segment:
-    """codec.segment_to_pb's message for a row, built faster."""
-    ref = row.ref
-    return pb.Segment(
-        device_id=ref.device_id,
-        sequence=row.sequence,
-        start_time=_ts(ref.start),
-        end_time=_ts(ref.end),
-        bucket=ref.bucket,
-        key=ref.key,
-        version_id=ref.version_id,
-        size=ref.size,
-        sha256=ref.sha256,
-        retain_until=_ts(ref.retain_until),
-        hold_ids=sorted(ref.hold_ids),
-        owner_unit_id=row.owner_unit_id,
-        codec=row.codec,
-        container=row.container,
-    )
 
 
 def expired_payloads(rows: Iterable[Expiring], expire_time: datetime) -> list[bytes]:

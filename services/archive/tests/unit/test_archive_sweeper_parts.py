@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from vigil_archive import codec, store
 from vigil_archive.domain import SegmentRef
-from vigil_archive.sweeper import _event_ids, _refused, segment_pb
+from vigil_archive.sweeper import _event_ids, _refused
 
 T = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -39,7 +41,7 @@ def test_event_ids_carry_the_current_millisecond() -> None:
     assert before - 1 <= ms <= before + 1000
 
 
-def test_the_sweepers_segment_message_equals_the_codecs() -> None:
+def test_the_codecs_segment_timestamps_equal_from_datetimes() -> None:
     ref = SegmentRef(
         device_id="32020501501320000001",
         start=T,
@@ -54,4 +56,8 @@ def test_the_sweepers_segment_message_equals_the_codecs() -> None:
     row = store.IndexedSegment(
         row_id=1, ref=ref, sequence=4, owner_unit_id="o", codec="h264", container="ts", legal_hold=False
     )
-    assert segment_pb(row) == codec.segment_to_pb(row)
+    reference = codec.segment_to_pb(row)
+    for name, t in (("start_time", ref.start), ("end_time", ref.end), ("retain_until", ref.retain_until)):
+        stamp = Timestamp()
+        stamp.FromDatetime(t)
+        assert getattr(reference, name) == stamp  # the codec's integer Timestamps equal FromDatetime's
