@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import random
 import sqlite3
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vigil.archive.v1 import archive_service_pb2 as pb
 from vigil.archive.v1 import archive_service_pb2_grpc as pb_grpc
@@ -31,7 +26,7 @@ from vigil_archive.codec import time_range
 from vigil_kit import db
 from vigil_kit.auth import TokenIssuer, generate_keypair
 from vigil_kit.bench import BenchContext, Figure
-from vigil_kit.embedded import EmbeddedProcess, free_port
+from vigil_kit.bench.process import BenchService
 from vigil_kit.grpc_client import make_channel
 from vigil_kit.migrations import upgrade
 from vigil_kit.paging import DEFAULT_PAGE_SIZE
@@ -178,22 +173,6 @@ def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
-async def _serving(address: str, timeout_s: float = 60.0) -> None:
-    async with grpc.aio.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the archive was not SERVING within {timeout_s:.0f} s")
-            await asyncio.sleep(0.1)
-
-
 async def find_segments_figure(ctx: BenchContext) -> Figure:
     n_rows = _n("FIND_ROWS", DAYS * 86_400 // 2)
     n_windows = _n("FIND_WINDOWS", WINDOWS)
@@ -210,29 +189,16 @@ async def find_segments_figure(ctx: BenchContext) -> Figure:
 
     private, public = generate_keypair()
     issuer = TokenIssuer(private)
-    port = free_port()
-    env = {
-        "ARCHIVE_GRPC_HOST": "127.0.0.1",
-        "ARCHIVE_GRPC_PORT": str(port),
-        "ARCHIVE_METRICS_PORT": "0",
-        "ARCHIVE_DATABASE_URL": url,
-        "ARCHIVE_KAFKA_BOOTSTRAP": ctx.kafka_bootstrap,
-        "ARCHIVE_S3_ENDPOINT": ctx.s3_endpoint,
-        "ARCHIVE_AUTH_PUBLIC_KEYS": json.dumps([public.decode()]),
-        "ARCHIVE_LOG_LEVEL": "WARNING",
-        "ARCHIVE_SHUTDOWN_GRACE_S": "2",
-    }
-    proc = EmbeddedProcess(
-        "archive (find)",
-        [sys.executable, "-m", "vigil_archive"],
-        "127.0.0.1",
-        port,
-        log_path=ctx.workdir / "archive-find.log",
-        env=env,
+    archive = BenchService(
+        "archive",
+        ctx.workdir,
+        public_key_pem=public.decode(),
+        kafka_bootstrap=ctx.kafka_bootstrap,
+        s3_endpoint=ctx.s3_endpoint,
+        settings={"DATABASE_URL": url},
+        label="archive-find",
     )
-    await asyncio.to_thread(proc.start, 60.0)
-    try:
-        await _serving(proc.address)
+    async with archive:
         token = issuer.mint(
             sub="bench:auditor",
             name="bench",
@@ -240,12 +206,10 @@ async def find_segments_figure(ctx: BenchContext) -> Figure:
             unit_kind="UNIT_KIND_GOVERNMENT_DEPARTMENT",
             roles=["ROLE_AUDITOR"],
         )
-        async with make_channel(proc.address, token=token, default_timeout_s=30) as channel:
+        async with make_channel(archive.address, token=token, default_timeout_s=30) as channel:
             stub = pb_grpc.ArchiveServiceStub(channel)
             await rpc_pages(stub, wins[:3])  # warm up the channel, the server and the page cache
             rpc_ms, total = await rpc_pages(stub, wins)
-    finally:
-        await asyncio.to_thread(proc.stop, 20.0)
     raw_ms = await asyncio.to_thread(raw_pages, path, wins, DEFAULT_PAGE_SIZE)
     expected = n_windows * 1800
     return Figure.bounded(
