@@ -71,10 +71,10 @@ segments_table = Table(
     Column("legal_hold", Boolean, nullable=False),
     Column("source", String(16), nullable=False),
     Column("index_time", UTCDateTime, nullable=False),
-    UniqueConstraint("bucket", "key", "version_id", name="uq_archive_segments_object"),
+    # Leads with key: it also serves look-ups by key alone (migration 0003).
+    UniqueConstraint("key", "version_id", "bucket", name="uq_archive_segments_object"),
     Index("ix_archive_segments_device_start", "device_id", "start_time", "id"),
     Index("ix_archive_segments_retain", "retain_until", "id"),
-    Index("ix_archive_segments_key", "key"),
 )
 
 holds_table = Table(

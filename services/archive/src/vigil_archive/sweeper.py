@@ -527,7 +527,11 @@ class Sweeper:
     ) -> None:
         try:
             objects = [(r.key, r.version_id) for r in batch]
-            failed = await self.deleter(bucket, objects)
+            request = asyncio.ensure_future(self.deleter(bucket, objects))
+            await asyncio.sleep(0)  # let the request go out before the CPU work below
+            # The batch's events are built while storage works; a version it refuses drops its payload.
+            payloads = expired_payloads(batch, now)
+            failed = await request
             refused = _refused(objects, failed)
             if refused:
                 report.failed += len(refused)
@@ -540,10 +544,14 @@ class Sweeper:
                         "first": [f"{k}@{v}:{c}" for k, v, c in failed[:10]],
                     },
                 )
-                batch = [r for r in batch if (r.key, r.version_id) not in refused]
+                kept = [
+                    (r, p)
+                    for r, p in zip(batch, payloads, strict=True)
+                    if (r.key, r.version_id) not in refused
+                ]
+                batch, payloads = [r for r, _ in kept], [p for _, p in kept]
             if batch:
-                # Built here, while the committer's transaction runs in the database's thread.
-                await done.put((batch, expired_payloads(batch, now)))
+                await done.put((batch, payloads))
         finally:
             slots.release()
 
