@@ -1,4 +1,5 @@
-"""Steps many real-stack tests share: principals' tokens, a registered and active device, a signed upload.
+"""Steps many real-stack tests share: principals' tokens, a registered and active device, a signed upload,
+a partner's event subscription.
 
 They go through the services' public gRPC APIs only (registry, ingest), exactly as a unit's gateway
 and the platform administrator would, so a test built on them exercises the real path.
@@ -10,20 +11,24 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from vigil.common.v1 import identity_pb2
 from vigil.ingest.v1 import ingest_service_pb2 as ipb
 from vigil.ingest.v1 import ingest_service_pb2_grpc as ipb_grpc
 from vigil.registry.v1 import registry_service_pb2 as rpb
 from vigil.registry.v1 import registry_service_pb2_grpc as rpb_grpc
+from vigil.sharing.v1 import sharing_service_pb2 as spb
+from vigil.sharing.v1 import sharing_service_pb2_grpc as spb_grpc
 from vigil_kit.auth import TokenIssuer
 from vigil_kit.grpc_client import make_channel
 
 HOSPITAL = ("12320200MB0000003X", "First People's Hospital", "UNIT_KIND_INSTITUTION")
 ADMIN_UNIT = ("11320200MB0000001T", "UNIT_KIND_GOVERNMENT_DEPARTMENT")
+PARTNER = ("91320200703815265X", "UNIT_KIND_PARTNER")
 MiB = 1024 * 1024
 
 
@@ -45,6 +50,59 @@ def gateway_token(issuer: TokenIssuer, unit: tuple[str, str, str] = HOSPITAL) ->
         unit_kind=unit[2],
         roles=["ROLE_UNIT_OPERATOR"],
     )
+
+
+def partner_token(issuer: TokenIssuer, unit: tuple[str, str] = PARTNER) -> str:
+    """A partner unit's user (ROLE_PARTNER): it reads events only through a SUBSCRIBE_EVENTS grant."""
+    return issuer.mint(
+        sub=f"user:partner-{unit[0]}", name="partner", unit=unit[0], unit_kind=unit[1], roles=["ROLE_PARTNER"]
+    )
+
+
+async def partner_subscription(
+    sharing_address: str,
+    partner: str,
+    approver: str,
+    *,
+    grant_devices: list[str],
+    scope_devices: list[str],
+    event_types: list[str],
+    legal_basis: str = "status feed under a data-sharing agreement",
+    valid_for: timedelta = timedelta(days=7),
+) -> spb.Subscription:
+    """The partner (its token) asks for ACTION_SUBSCRIBE_EVENTS on `grant_devices`, `approver` (a token of
+    someone who may decide, e.g. the owning unit's operator) approves, and the partner subscribes to
+    `event_types` of `scope_devices` under that grant."""
+    async with (
+        make_channel(sharing_address, token=partner) as partner_channel,
+        make_channel(sharing_address, token=approver) as approver_channel,
+    ):
+        stub = spb_grpc.SharingServiceStub(partner_channel)
+        valid_until = Timestamp()
+        valid_until.FromDatetime(datetime.now(UTC) + valid_for)
+        created = await stub.CreateAccessRequest(
+            spb.CreateAccessRequestRequest(
+                access_request=spb.AccessRequest(
+                    purpose=spb.PURPOSE_PUBLIC_ORDER,
+                    legal_basis=legal_basis,
+                    scope=spb.Scope(device_ids=grant_devices),
+                    actions=[spb.ACTION_SUBSCRIBE_EVENTS],
+                    valid_until=valid_until,
+                )
+            )
+        )
+        await spb_grpc.SharingServiceStub(approver_channel).ApproveAccessRequest(
+            spb.ApproveAccessRequestRequest(request_id=created.request_id)
+        )
+        return await stub.CreateSubscription(
+            spb.CreateSubscriptionRequest(
+                subscription=spb.Subscription(
+                    grant_id=created.request_id,
+                    scope=spb.Scope(device_ids=scope_devices),
+                    event_types=event_types,
+                )
+            )
+        )
 
 
 def new_device_id(prefix: str = "32020501501320") -> str:
