@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 from minio.versioningconfig import ENABLED, VersioningConfig
@@ -26,12 +29,23 @@ class BucketSetupError(RuntimeError):
 def make_minio(settings: Any) -> Minio:
     """A minio client for settings.s3_endpoint (host:port) with the configured keys, TLS and region."""
     endpoint = settings.s3_endpoint.removeprefix("http://").removeprefix("https://").rstrip("/")
+    # minio's own connection pool, sized by settings.s3_connections instead of its fixed 10 (timeouts,
+    # certificate checks and retries as minio sets them).
+    timeout = 300
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        maxsize=getattr(settings, "s3_connections", 32),
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
     return Minio(
         endpoint,
         access_key=settings.s3_access_key.get_secret_value(),
         secret_key=settings.s3_secret_key.get_secret_value(),
         secure=bool(settings.s3_secure or settings.s3_endpoint.startswith("https://")),
         region=settings.s3_region,
+        http_client=http,
     )
 
 

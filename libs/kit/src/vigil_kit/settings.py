@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("vigil-secret")
     s3_secure: bool = False
     s3_region: str = "us-east-1"
+    # Kept-alive connections to S3. minio's own default (10) is below the worker threads a service runs
+    # S3 calls on (ingest: 16), and every call beyond the pool opened and closed a connection of its own.
+    s3_connections: int = Field(default=32, ge=1, le=1024)
     auth_issuer: str = "vigil"
     # PEM-encoded Ed25519 public keys of the token issuers this service trusts.
     auth_public_keys: list[str] = Field(default_factory=list)

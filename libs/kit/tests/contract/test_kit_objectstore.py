@@ -52,3 +52,11 @@ async def test_default_buckets_are_segments_and_evidence(client: Minio) -> None:
     assert client.bucket_exists(objectstore.SEGMENTS_BUCKET) and client.bucket_exists(
         objectstore.EVIDENCE_BUCKET
     )
+
+
+def test_the_client_keeps_as_many_connections_alive_as_the_settings_say(s3_server) -> None:
+    settings = ServiceSettings(service_name="t", s3_endpoint=s3_server.address, s3_connections=48)
+    client = objectstore.make_minio(settings)
+    # More S3 calls in flight than minio's default pool of 10 each reuse a kept-alive connection.
+    assert client._http.connection_pool_kw["maxsize"] == 48
+    assert client.bucket_exists("no-such-bucket-here") is False
