@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +31,22 @@ class CloudEventError(ValueError):
 def new_event_id() -> str:
     """A fresh UUIDv7 (time-ordered), the id of every Vigil event."""
     return str(uuid6.uuid7())
+
+
+_RAND_74 = (1 << 74) - 1
+
+
+def new_event_ids(n: int) -> Iterator[str]:
+    """n fresh UUIDv7 ids for a batch of events (RFC 9562, method 1: one millisecond timestamp, then a
+    counter from a random start in the 74 random bits): distinct and increasing like new_event_id's,
+    several µs cheaper each — for writers of thousands of events in one transaction (expiry sweeps)."""
+    ms = time.time_ns() // 1_000_000
+    base = int.from_bytes(os.urandom(10), "big") & _RAND_74 & ~((1 << 32) - 1)  # room to count up
+    for i in range(n):
+        r = base + i
+        v = (ms << 80) | (0x7 << 76) | ((r >> 62) & 0xFFF) << 64 | (0b10 << 62) | (r & ((1 << 62) - 1))
+        h = f"{v:032x}"
+        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def source_for(service: str) -> str:

@@ -74,3 +74,16 @@ def test_a_record_without_ce_id_is_not_an_event() -> None:
     ]
     with pytest.raises(cloudevents.CloudEventError, match="ce_id"):
         cloudevents.from_record(_record(headers))
+
+
+def test_batch_event_ids_are_distinct_increasing_uuid7s() -> None:
+    ids = list(cloudevents.new_event_ids(2000))
+    parsed = [uuid.UUID(i) for i in ids]
+    assert len(set(ids)) == 2000 and ids == sorted(ids)
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+
+
+def test_batch_event_ids_carry_the_current_millisecond() -> None:
+    before = int(datetime.now(UTC).timestamp() * 1000)
+    ms = uuid.UUID(next(cloudevents.new_event_ids(1))).int >> 80
+    assert before - 1 <= ms <= before + 1000

@@ -29,9 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -208,19 +207,6 @@ SOURCE = "archive"
 EXPIRED_TYPE = events_pb2.SegmentExpired.DESCRIPTOR.full_name
 AUDIT_TYPE = audit_record_pb2.AuditRecord.DESCRIPTOR.full_name
 EVENT_SOURCE = cloudevents.source_for(SOURCE)
-_RAND_74 = (1 << 74) - 1
-
-
-def _event_ids(n: int) -> Iterator[str]:
-    """n UUIDv7 event ids (RFC 9562, method 1: one millisecond timestamp, then a counter from a random
-    start in the 74 random bits) — the same ids cloudevents.new_event_id makes, several µs cheaper each."""
-    ms = time.time_ns() // 1_000_000
-    base = int.from_bytes(os.urandom(10), "big") & _RAND_74 & ~((1 << 32) - 1)  # room to count up
-    for i in range(n):
-        r = base + i
-        v = (ms << 80) | (0x7 << 76) | ((r >> 62) & 0xFFF) << 64 | (0b10 << 62) | (r & ((1 << 62) - 1))
-        h = f"{v:032x}"
-        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def expired_payloads(rows: Iterable[Expiring], expire_time: datetime) -> list[bytes]:
@@ -285,7 +271,7 @@ def prepare_removal(
         by_device.setdefault(row.device_id, []).append((row, payload))
     done: list[tuple[str, Expiring]] = []
     outbox: list[tuple[Any, ...]] = []
-    ids = _event_ids(len(rows))
+    ids = cloudevents.new_event_ids(len(rows))
     actor_pb = actor.to_proto()  # once, not per device
     for device_id, device_rows in by_device.items():
         record = audit.build_record(

@@ -1,15 +1,14 @@
-"""The sweeper's pure parts: which versions storage refused, its event ids, its Segment messages."""
+"""The sweeper's pure parts: which versions storage refused, its Segment messages."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from vigil_archive import codec, store
 from vigil_archive.domain import SegmentRef
-from vigil_archive.sweeper import _event_ids, _refused
+from vigil_archive.sweeper import _refused
 
 T = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -26,19 +25,6 @@ def test_an_error_without_a_version_keeps_every_version_of_its_key() -> None:
 
 def test_a_version_already_gone_counts_as_deleted() -> None:
     assert _refused([("a", "1")], [("a", "1", "NoSuchVersion")]) == set()
-
-
-def test_event_ids_are_distinct_increasing_uuid7s() -> None:
-    ids = list(_event_ids(2000))
-    parsed = [uuid.UUID(i) for i in ids]
-    assert len(set(ids)) == 2000 and ids == sorted(ids)
-    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
-
-
-def test_event_ids_carry_the_current_millisecond() -> None:
-    before = int(datetime.now(UTC).timestamp() * 1000)
-    ms = uuid.UUID(next(_event_ids(1))).int >> 80
-    assert before - 1 <= ms <= before + 1000
 
 
 def test_the_codecs_segment_timestamps_equal_from_datetimes() -> None:
