@@ -62,6 +62,14 @@ class BenchService:
         return self.process.address
 
     async def start(self, timeout_s: float = 90.0) -> BenchService:
+        try:
+            return await self._start(timeout_s)
+        except BaseException:
+            # Failed, cancelled or interrupted while starting: no `async with` exit will stop it.
+            self.process.stop(5.0)
+            raise
+
+    async def _start(self, timeout_s: float) -> BenchService:
         await asyncio.to_thread(self.process.start, timeout_s)
         async with grpc.aio.insecure_channel(self.address) as channel:
             health = health_pb2_grpc.HealthStub(channel)

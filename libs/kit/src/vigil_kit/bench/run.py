@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import signal
 import sys
 import tempfile
 import traceback
@@ -43,11 +44,18 @@ def failed_figure(name: str, exc: BaseException) -> Figure:
     return Figure(f"{name}: not measured", float("nan"), None, None, "a measurement", "NO", notes=detail)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="bench/REPORT.md", help="where to write the report")
     parser.add_argument("--only", default=None, help="run only the figure source with this entry-point name")
     args = parser.parse_args(argv)
+    # A stopped run (SIGTERM, as from `kill` or a CI timeout) unwinds like Ctrl-C, so every service,
+    # broker and S3 server its figures started is stopped by the code that started it, not orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         work = Path(tmp)
         with (
