@@ -129,6 +129,19 @@ class ThreadedTransactions:
         with self._sync.begin() as conn:
             return work(conn)
 
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` inside one read-only transaction on the worker thread, in one hand-off (a
+        hot read such as a list page: its statements, rows and cursor cost no thread round trips). It
+        begins DEFERRED, so under WAL it reads a snapshot without taking the write lock (never write in
+        it; see read_session_factory); it queues behind this object's transactions, which share the thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._read, work)
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        with self._sync.connect() as conn:
+            conn.execution_options(**{READ_ONLY_OPTION: True})
+            with conn.begin():
+                return work(conn)
+
     def close(self) -> None:
         """Finish the transaction in progress, if any, then stop the thread and close the connection."""
         self._executor.shutdown(wait=True)

@@ -66,10 +66,14 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         publisher: Publisher,
         status: StatusService,
         tracker: DeadlineTracker,
+        transactions: db.ThreadedTransactions | None = None,
     ) -> None:
         self.sessions = sessions
         # The read RPCs' sessions: on SQLite they read a snapshot instead of queueing for the write lock.
         self.read_sessions = db.read_session_factory(sessions)
+        # SQLite files only: ListDevices reads its page in one hand-off to this worker thread (a read
+        # session costs a thread round trip per statement, fetch and cursor, several times the query).
+        self.transactions = transactions
         self.store = store
         self.policy = policy
         self.clock = clock
@@ -490,10 +494,12 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             owner_unit_id=owner,
             site_id=request.site_id.strip(),
         )
-        async with self.read_sessions() as s:
-            page = await self.store.list_device_rows(
-                s, f, after=decode_token(request.page_token), limit=limit + 1
-            )
+        after = decode_token(request.page_token)
+        if self.transactions is not None:
+            page = await self.store.list_device_rows(self.transactions.read, f, after=after, limit=limit + 1)
+        else:
+            async with self.read_sessions() as s:
+                page = await self.store.list_device_rows(s.run_sync, f, after=after, limit=limit + 1)
         rows = page.rows
         out = pb.ListDevicesResponse()
         codec.page_into(replace(page, rows=rows[:limit]), out.devices)

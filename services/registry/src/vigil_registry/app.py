@@ -51,6 +51,7 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
         publisher=publisher,
         status=status,
         tracker=tracker,
+        transactions=ctx.transactions,
     )
     return [
         ServiceBinding(

@@ -354,6 +354,27 @@ def _page_ts(value: datetime | None) -> dict[str, int] | None:
 ) = (_C[name] for name in PAGE_COLUMNS)
 
 
+# Decoded privacy masks by their stored JSON text: a city's cameras repeat a few mask layouts, and
+# parsing the text and building the nested values costs a page row more than the rest of it.
+_MASKS_BY_TEXT: dict[str, list[dict[str, Any]]] = {}
+MASKS_CACHE_MAX = 10_000
+
+
+def _page_masks(value: Any) -> list[dict[str, Any]]:
+    """A row's privacy_masks (JSON text, or a driver's decoded list) as constructor values: dicts, which
+    the constructor builds nested messages from faster than from objects. Cached by text; the cached
+    lists are only read (the constructor copies them)."""
+    if not isinstance(value, str):
+        return [{"points": [{"x": float(x), "y": float(y)} for x, y in m]} for m in value or ()]
+    out = _MASKS_BY_TEXT.get(value)
+    if out is None:
+        out = [{"points": [{"x": float(x), "y": float(y)} for x, y in m]} for m in json.loads(value) or ()]
+        if len(_MASKS_BY_TEXT) >= MASKS_CACHE_MAX:
+            _MASKS_BY_TEXT.clear()
+        _MASKS_BY_TEXT[value] = out
+    return out
+
+
 def page_to_pb(page: DevicePage) -> list[pb.Device]:
     """ListDevices rows straight to messages: the same message device_to_pb gives for the device's
     record (tests hold the two paths equal), without building domain objects in between."""
@@ -368,9 +389,6 @@ def page_into(page: DevicePage, out: Any) -> None:
     owners = {unit_id: unit_to_pb(unit) for unit_id, unit in page.units.items()}
     facts = {site_id: site_facts(site) for site_id, site in page.sites.items()}
     for r in page.rows:
-        masks = r[_MASKS]
-        if isinstance(masks, str):
-            masks = json.loads(masks)
         retention_s = r[_RETENTION]
         activated = _page_time(r[_ACTIVATED])
         last = _page_time(r[_LAST])
@@ -393,8 +411,7 @@ def page_into(page: DevicePage, out: Any) -> None:
             direction_deg=r[_DIR],
             capture_range_m=r[_RANGE],
             notice_sign_confirmed=r[_SIGN],
-            # As dicts: the constructor builds nested messages from them faster than from objects.
-            privacy_masks=[{"points": [{"x": float(x), "y": float(y)} for x, y in m]} for m in masks or ()],
+            privacy_masks=_page_masks(r[_MASKS]),
             privacy_measures=r[_MEASURES],
             vendor=r[_VENDOR],
             model=r[_MODEL],

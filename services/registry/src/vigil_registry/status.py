@@ -1,9 +1,10 @@
 """REG-11 keepalives and status: group-committed keepalives, and the offline detector worker.
 
 Keepalives. `apply` handles one batch in one transaction: it locks the batch's device rows, runs the
-domain (authorize_keepalive, apply_keepalive, REG-12 detect_unauthorized_change), writes every changed
-row with one executemany UPDATE, and enqueues DeviceWentOnline / UnauthorizedChangeDetected (with
-their audit records) in the same transaction. StreamKeepalives feeds it windows of at most
+domain (authorize_keepalive, apply_keepalive, REG-12 detect_unauthorized_change), writes the batch's
+rows (time-only keepalives as one UPDATE … IN per 500 ids, see apply; the rest as one executemany
+UPDATE), and enqueues DeviceWentOnline / UnauthorizedChangeDetected (with their audit records) in the
+same transaction. StreamKeepalives feeds it windows of at most
 `keepalive_batch_window_s` (or `keepalive_batch_max` keepalives, whichever comes first), so a gateway's
 thousands of devices cost one commit per window instead of one per keepalive.
 
@@ -29,7 +30,7 @@ import contextlib
 import heapq
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,7 +42,7 @@ from vigil_kit.auth import Principal
 from vigil_kit.errors import NotFound, VigilError
 from vigil_registry import codec, metrics
 from vigil_registry.domain import keepalive, usecases
-from vigil_registry.domain.model import Clock, Device, RegistryPolicy
+from vigil_registry.domain.model import Clock, Device, DeviceState, RegistryPolicy
 from vigil_registry.events import SYSTEM_ACTOR, Publisher, went_offline, went_online
 from vigil_registry.store import RegistryStore
 
@@ -67,15 +68,18 @@ class DeadlineTracker:
         self.wake = asyncio.Event()
 
     def track(self, device: Device) -> None:
-        deadline = keepalive.offline_deadline(device)
+        self.track_deadline(device.device_id, keepalive.offline_deadline(device))
+
+    def track_deadline(self, device_id: str, deadline: datetime | None) -> None:
+        """A device's offline deadline is now `deadline` (None: it is not watched)."""
         if deadline is None:
-            self.current.pop(device.device_id, None)
+            self.current.pop(device_id, None)
             return
-        before = self.current.get(device.device_id)
-        self.current[device.device_id] = deadline
+        before = self.current.get(device_id)
+        self.current[device_id] = deadline
         if before is None or deadline < before:
-            heapq.heappush(self.heap, (deadline, device.device_id))
-            if self.heap[0] == (deadline, device.device_id):
+            heapq.heappush(self.heap, (deadline, device_id))
+            if self.heap[0] == (deadline, device_id):
                 self.wake.set()
 
     def untrack(self, device_id: str) -> None:
@@ -114,7 +118,12 @@ class DeadlineTracker:
 @dataclass
 class KeepaliveResult:
     device_id: str
+    # The device after the keepalive, when it went through the domain on a Device (see apply).
     device: Device | None = None
+    # What the keepalive left, either way (the unary Keepalive's answer).
+    state: DeviceState | None = None
+    last_keepalive_time: datetime | None = None
+    offline_deadline: datetime | None = None
     went_online: bool = False
     unauthorized_change: bool = False
     error: VigilError | None = None
@@ -159,27 +168,66 @@ class StatusService:
     async def apply(
         self, principal: Principal, requests: Sequence[pb.KeepaliveRequest]
     ) -> list[KeepaliveResult]:
-        """One batch, one transaction (see the module docstring)."""
+        """One batch, one transaction (see the module docstring).
+
+        Most keepalives only record their time: a device in keepalive.TIME_ONLY_STATES, from a caller
+        authorize_keepalive accepts, reporting no position or aim (nothing for REG-12 to compare). Those
+        take the light path (the view's few fields, keepalive.heard_at, one UPDATE per 500 ids); every
+        other keepalive goes through the domain on a Device (apply_keepalive, detect_unauthorized_change).
+        """
         now = self.clock()
         results: list[KeepaliveResult] = []
         changed: dict[str, Device] = {}
+        heard: dict[str, datetime] = {}
+        deadlines: dict[str, datetime | None] = {}  # the offline deadlines `heard` leaves
         async with self.sessions.begin() as s:
             views = await self.store.keepalive_views(s, [r.device_id for r in requests])
             for req in requests:
-                result = KeepaliveResult(req.device_id)
+                device_id = req.device_id
+                result = KeepaliveResult(device_id)
                 results.append(result)
-                view = views.get(req.device_id)
+                view = views.get(device_id)
                 if view is None:
-                    result.error = NotFound(f"device {req.device_id!r} is not registered", field="device_id")
+                    result.error = NotFound(f"device {device_id!r} is not registered", field="device_id")
                     continue
-                device = changed.get(req.device_id, view.device)
+                if (
+                    view.state in keepalive.TIME_ONLY_STATES
+                    and device_id not in changed
+                    and not _reports_position(req)
+                ):
+                    try:
+                        keepalive.authorize_keepalive_for(device_id, view.owner_unit_id, principal)
+                    except VigilError as e:
+                        result.error = e
+                        continue
+                    heard[device_id] = last = keepalive.heard_at(
+                        heard.get(device_id, view.last_keepalive_time), now
+                    )
+                    result.state, result.last_keepalive_time = view.state, last
+                    result.offline_deadline = deadlines[device_id] = keepalive.deadline_of(
+                        view.state,
+                        view.keepalive_interval_s,
+                        view.keepalive_timeout_count,
+                        view.activated_at,
+                        last,
+                    )
+                    continue
+                device = changed.get(device_id)
+                if device is None:
+                    device = view.device
+                    if device_id in heard:
+                        device = replace(device, last_keepalive_time=heard.pop(device_id))
+                        del deadlines[device_id]
                 try:
                     keepalive.authorize_keepalive(device, principal)
                     outcome = keepalive.apply_keepalive(device, now)
                 except VigilError as e:
                     result.error = e
                     continue
-                changed[req.device_id] = result.device = outcome.device
+                changed[device_id] = result.device = outcome.device
+                result.state = outcome.device.state
+                result.last_keepalive_time = outcome.device.last_keepalive_time
+                result.offline_deadline = keepalive.offline_deadline(outcome.device)
                 if outcome.went_online:
                     result.went_online = True
                     self._online(s, principal, device, outcome.device, view.division_code, now)
@@ -193,10 +241,13 @@ class StatusService:
                 if change is not None:
                     result.unauthorized_change = True
                     await self._unauthorized(s, principal, req, change, now)
+            await self.store.touch_keepalives(s, heard, now)
             await self.store.write_keepalive_state(s, list(changed.values()), now)
             refused = [r for r in results if r.error is not None]
             if refused:
                 self._refused(s, principal, refused, now)
+        for device_id, deadline in deadlines.items():
+            self.tracker.track_deadline(device_id, deadline)
         for device in changed.values():
             self.tracker.track(device)
         metrics.KEEPALIVES.labels(outcome="accepted").inc(len(results) - len(refused))
@@ -273,12 +324,11 @@ class StatusService:
         (result,) = await self.apply(principal, [req])
         if result.error is not None:
             raise result.error
-        device = result.device
-        assert device is not None
+        assert result.state is not None
         return pb.KeepaliveResponse(
-            state=pb.DeviceState.Value(device.state.value),
-            last_keepalive_time=codec.ts(device.last_keepalive_time),
-            offline_deadline=codec.ts(keepalive.offline_deadline(device)),
+            state=pb.DeviceState.Value(result.state.value),
+            last_keepalive_time=codec.ts(result.last_keepalive_time),
+            offline_deadline=codec.ts(result.offline_deadline),
             went_online=result.went_online,
             unauthorized_change_detected=result.unauthorized_change,
         )
@@ -408,6 +458,15 @@ class StatusService:
                 if d.offline_since is not None:
                     metrics.OFFLINE_DETECTION_LAG.observe(max(0.0, (now - d.offline_since).total_seconds()))
         return marked
+
+
+def _reports_position(req: pb.KeepaliveRequest) -> bool:
+    """Whether a keepalive reports the device's position or aim (REG-12 compares them with the record)."""
+    return (
+        req.HasField("reported_latitude")
+        or req.HasField("reported_longitude")
+        or req.HasField("reported_direction_deg")
+    )
 
 
 class OfflineDetector:

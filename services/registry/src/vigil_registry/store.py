@@ -8,9 +8,10 @@ page_size rows whatever the table's size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -374,12 +375,56 @@ class DevicePage:
     units: dict[str, Unit]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeepaliveView:
-    """What a keepalive needs of a device (a light row, so thousands a second stay cheap)."""
+    """What a keepalive needs of a device: a light row, so thousands a second stay cheap (the common
+    keepalive reads these fields only; `device` builds the domain object when a rule needs it)."""
 
-    device: Device
+    device_id: str
+    site_id: str
+    owner_unit_id: str
     division_code: str
+    state: DeviceState
+    latitude: float | None
+    longitude: float | None
+    direction_deg: float | None
+    keepalive_interval_s: float
+    keepalive_timeout_count: int
+    last_keepalive_time: datetime | None
+    activated_at: datetime | None
+    offline_since: datetime | None
+
+    @property
+    def device(self) -> Device:
+        return Device(
+            device_id=self.device_id,
+            site_id=self.site_id,
+            owner_unit_id=self.owner_unit_id,
+            name="",
+            area_type=AreaType.UNSPECIFIED,
+            latitude=self.latitude,
+            longitude=self.longitude,
+            direction_deg=self.direction_deg,
+            keepalive_interval_s=self.keepalive_interval_s,
+            keepalive_timeout_count=self.keepalive_timeout_count,
+            state=self.state,
+            last_keepalive_time=self.last_keepalive_time,
+            activated_at=self.activated_at,
+            offline_since=self.offline_since,
+        )
+
+
+_STATES = {s.value: s for s in DeviceState}
+
+
+def _utc(value: Any) -> datetime | None:
+    """A time column read untyped, as UTCDateTime would return it (aware UTC): SQLite's text is parsed by
+    datetime.fromisoformat, far cheaper than the type's per-row processing on the keepalive path."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _prefix_range(column: Any, prefix: str) -> Any:
@@ -430,6 +475,37 @@ class _NamedCache:
         if len(self.entries) + len(found) > NAMED_CACHE_MAX:
             self.entries.clear()
         self.entries.update(found)
+
+
+def _known(cache: _NamedCache, keys: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """(the cached entries of `keys`, the keys not cached, sorted). Safe off the event loop: it only
+    reads the dict, one key at a time."""
+    found: dict[str, Any] = {}
+    missing: list[str] = []
+    for k in keys:
+        v = cache.entries.get(k)
+        if v is None:
+            missing.append(k)
+        else:
+            found[k] = v
+    return found, sorted(missing)
+
+
+@dataclass(frozen=True)
+class _PageRead:
+    """What one page's read found: rows, the sites and units they name, and what came from the database
+    rather than the caches (division codes, sites, units), for the event loop to cache."""
+
+    rows: Sequence[Any]
+    sites: dict[str, Site]
+    units: dict[str, Unit]
+    codes: list[str] | None
+    new_sites: dict[str, Site]
+    new_units: dict[str, Unit]
+
+
+# Runs a synchronous read (given a Connection or Session) in one read-only transaction, asynchronously.
+PageRunner = Callable[[Callable[[Any], "_PageRead"]], Awaitable["_PageRead"]]
 
 
 class RegistryStore:
@@ -594,33 +670,39 @@ class RegistryStore:
         del values["device_id"]
         await s.execute(update(devices).where(devices.c.device_id == device.device_id).values(**values))
 
-    async def list_devices(
-        self, s: AsyncSession, f: DeviceFilter, *, after: str, limit: int
-    ) -> list[DeviceRecord]:
-        rows = (await s.execute(self._page_query(select(devices), f, after=after, limit=limit))).all()
-        site_map = await self._cached(s, self._sites, {r.site_id for r in rows}, self.sites_by_id)
-        unit_map = await self._cached(s, self._units, {r.owner_unit_id for r in rows}, self.units_by_id)
-        return [
-            DeviceRecord(
-                device=_device(r),
-                site=site_map[r.site_id],
-                owner=unit_map[r.owner_unit_id],
-                updated_at=r.updated_at,
-            )
-            for r in rows
-        ]
-
     async def list_device_rows(
-        self, s: AsyncSession, f: DeviceFilter, *, after: str, limit: int
+        self, run: PageRunner, f: DeviceFilter, *, after: str, limit: int
     ) -> DevicePage:
         """A ListDevices page as raw rows (PAGE_COLUMNS; see DevicePage) with its sites and owners.
 
         The hot read path: no per-row type processing or domain objects (codec.page_into turns the
-        rows straight into messages), and sites and owners come from the in-process cache.
+        rows straight into messages), and sites and owners come from the in-process cache. `run` runs
+        the page's reads (a synchronous function of a connection or session) in one read-only
+        transaction: on SQLite in one hand-off to a worker thread (ThreadedTransactions.read), else a
+        read session's run_sync. The caches are filled back here, on the event loop, after the read.
         """
-        codes = None
-        if 0 < len(f.division_prefix) < 6:
-            codes = await self._division_codes(s, f.division_prefix)
+        prefix = f.division_prefix
+        codes = self._codes.entries.get(prefix) if 0 < len(prefix) < 6 else None
+        generations = (self._codes.generation, self._sites.generation, self._units.generation)
+        read = await run(functools.partial(self._read_page, f, after, limit, codes))
+        if read.codes is not None and codes is None:
+            self._codes.store(generations[0], {prefix: read.codes})
+        if read.new_sites:
+            self._sites.store(generations[1], read.new_sites)
+        if read.new_units:
+            self._units.store(generations[2], read.new_units)
+        return DevicePage(read.rows, read.sites, read.units)
+
+    def _read_page(
+        self, f: DeviceFilter, after: str, limit: int, codes: list[str] | None, conn: Any
+    ) -> _PageRead:
+        """list_device_rows' reads, synchronous (on a worker thread or inside run_sync). Cache entries
+        are only read here; what was loaded is returned for the event loop to store."""
+        prefix = f.division_prefix
+        if 0 < len(prefix) < 6 and codes is None:
+            # The division codes under the prefix that have sites (devices copy their site's code).
+            q = select(sites.c.division_code).where(_prefix_range(sites.c.division_code, prefix)).distinct()
+            codes = sorted(conn.execute(q).scalars())
         if codes is not None and len(codes) == 0:
             rows: Sequence[Any] = []
         elif codes is not None and len(codes) <= MAX_PAGE_BRANCHES:
@@ -640,24 +722,26 @@ class RegistryStore:
             merged = union_all(*branches).subquery()
             ids = select(merged.c.device_id).order_by(merged.c.device_id).limit(limit)
             q = select(*_PAGE_SELECT).where(devices.c.device_id.in_(ids)).order_by(devices.c.device_id)
-            rows = (await s.execute(q)).all()
+            rows = conn.execute(q).all()
         else:
             q = self._page_query(select(*_PAGE_SELECT), f, after=after, limit=limit)
-            rows = (await s.execute(q)).all()
-        site_map = await self._cached(s, self._sites, {r[1] for r in rows}, self.sites_by_id)
-        unit_map = await self._cached(s, self._units, {r[2] for r in rows}, self.units_by_id)
-        return DevicePage(rows, site_map, unit_map)
-
-    async def _division_codes(self, s: AsyncSession, prefix: str) -> list[str]:
-        """The division codes under `prefix` that have sites (devices copy their site's code)."""
-        cached = self._codes.entries.get(prefix)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        generation = self._codes.generation
-        q = select(sites.c.division_code).where(_prefix_range(sites.c.division_code, prefix)).distinct()
-        codes = sorted((await s.execute(q)).scalars())
-        self._codes.store(generation, {prefix: codes})
-        return codes
+            rows = conn.execute(q).all()
+        site_map, new_sites = _known(self._sites, {r[1] for r in rows})
+        for i in range(0, len(new_sites), 500):
+            q = select(sites).where(sites.c.site_id.in_(new_sites[i : i + 500]))
+            site_map.update({r.site_id: _site(r) for r in conn.execute(q).all()})
+        unit_map, new_units = _known(self._units, {r[2] for r in rows})
+        for i in range(0, len(new_units), 500):
+            q = select(units).where(units.c.unit_id.in_(new_units[i : i + 500]))
+            unit_map.update({r.unit_id: _unit(r) for r in conn.execute(q).all()})
+        return _PageRead(
+            rows=rows,
+            sites=site_map,
+            units=unit_map,
+            codes=codes,
+            new_sites={k: site_map[k] for k in new_sites if k in site_map},
+            new_units={k: unit_map[k] for k in new_units if k in unit_map},
+        )
 
     @staticmethod
     def _page_query(q: Any, f: DeviceFilter, *, after: str, limit: int) -> Any:
@@ -695,6 +779,10 @@ class RegistryStore:
         devices.c.activated_at,
         devices.c.offline_since,
     )
+    # The same columns, times read untyped (see _utc).
+    _KEEPALIVE_SELECT = tuple(
+        type_coerce(c, Text).label(c.name) if c.name in _UNTYPED else c for c in _KEEPALIVE_COLUMNS
+    )
 
     async def keepalive_views(
         self, s: AsyncSession, device_ids: Sequence[str], *, for_update: bool = True
@@ -703,28 +791,24 @@ class RegistryStore:
         out: dict[str, KeepaliveView] = {}
         ordered = sorted(set(device_ids))
         for i in range(0, len(ordered), 500):  # stay under SQLite's bound-parameter limit
-            q = select(*self._KEEPALIVE_COLUMNS).where(devices.c.device_id.in_(ordered[i : i + 500]))
+            q = select(*self._KEEPALIVE_SELECT).where(devices.c.device_id.in_(ordered[i : i + 500]))
             if for_update:
                 q = q.order_by(devices.c.device_id).with_for_update()
             for r in (await s.execute(q)).all():
-                out[r.device_id] = KeepaliveView(
-                    Device(
-                        device_id=r.device_id,
-                        site_id=r.site_id,
-                        owner_unit_id=r.owner_unit_id,
-                        name="",
-                        area_type=AreaType.UNSPECIFIED,
-                        latitude=r.latitude,
-                        longitude=r.longitude,
-                        direction_deg=r.direction_deg,
-                        keepalive_interval_s=r.keepalive_interval_s,
-                        keepalive_timeout_count=r.keepalive_timeout_count,
-                        state=DeviceState(r.state),
-                        last_keepalive_time=r.last_keepalive_time,
-                        activated_at=r.activated_at,
-                        offline_since=r.offline_since,
-                    ),
-                    r.division_code,
+                out[r[0]] = KeepaliveView(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    _STATES[r[4]],
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                    _utc(r[10]),
+                    _utc(r[11]),
+                    _utc(r[12]),
                 )
         if for_update:
             # What write_keepalive_state compares against, in this transaction only.
@@ -738,8 +822,23 @@ class RegistryStore:
                     once=True,
                 )
             read = info[_KEEPALIVE_READ]
-            read.update({k: (v.device.state, v.device.offline_since) for k, v in out.items()})
+            read.update({k: (v.state, v.offline_since) for k, v in out.items()})
         return out
+
+    async def touch_keepalives(self, s: AsyncSession, heard: dict[str, datetime], now: datetime) -> None:
+        """Only the last keepalive time of these devices (id → time), for keepalives that change nothing
+        else (keepalive.TIME_ONLY_STATES, read and locked by keepalive_views in this transaction): one
+        `UPDATE … WHERE device_id IN (…)` per time and 500 ids, leaving the state index alone."""
+        by_time: dict[datetime, list[str]] = {}
+        for device_id, t in heard.items():
+            by_time.setdefault(t, []).append(device_id)
+        for t, ids in by_time.items():
+            for i in range(0, len(ids), 500):
+                await s.execute(
+                    update(devices)
+                    .where(devices.c.device_id.in_(ids[i : i + 500]))
+                    .values(last_keepalive_time=t, updated_at=now)
+                )
 
     async def write_keepalive_state(self, s: AsyncSession, changed: Sequence[Device], now: datetime) -> None:
         """A batch's keepalive state: last keepalive, state and offline_since by device id.
@@ -860,17 +959,6 @@ class RegistryStore:
                 )
             )
         return [(u, st, ds) for (u, st), ds in sorted(grouped.items())]
-
-    @staticmethod
-    async def _cached(s: AsyncSession, cache: _NamedCache, keys: set[str], load: Any) -> dict[str, Any]:
-        found = {k: cache.entries[k] for k in keys if k in cache.entries}
-        missing = keys - found.keys()
-        if missing:
-            generation = cache.generation
-            loaded = await load(s, missing)
-            cache.store(generation, loaded)
-            found.update(loaded)
-        return found
 
     async def sites_by_id(self, s: AsyncSession, site_ids: Iterable[str]) -> dict[str, Site]:
         ids = sorted(set(site_ids))

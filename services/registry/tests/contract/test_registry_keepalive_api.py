@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import grpc
 
@@ -128,3 +129,41 @@ async def test_stream_keepalives_commits_every_keepalive_and_lists_rejections(ci
     for dev in devices:
         got = await city.stub("hospital").GetDevice(pb.GetDeviceRequest(device_id=dev))
         assert got.last_keepalive_time.ToDatetime().timestamp() == city.clock.now.timestamp()
+
+
+async def test_a_registered_devices_keepalive_is_recorded_with_no_offline_deadline(city: Registry) -> None:
+    await city.stub("hospital").RegisterDevice(pb.RegisterDeviceRequest(device=camera(5)))
+    response = await city.stub("hospital").Keepalive(pb.KeepaliveRequest(device_id=device_id(5)))
+    assert response.state == pb.DEVICE_STATE_REGISTERED
+    assert response.last_keepalive_time.ToDatetime().timestamp() == city.clock.now.timestamp()
+    assert not response.HasField("offline_deadline")
+
+
+async def test_a_streamed_keepalive_moves_the_detectors_deadline(city: Registry) -> None:
+    dev = await active(city, keepalive_interval_s=10, keepalive_timeout_count=3)
+    heard = city.clock.advance(seconds=12)
+    summary = await city.stub("hospital").StreamKeepalives(_iterate([pb.KeepaliveRequest(device_id=dev)]))
+    assert summary.accepted == 1
+    assert city.detector().status.tracker.current[dev] == heard + timedelta(seconds=30)
+
+
+async def test_a_stream_that_repeats_a_device_then_reports_its_new_aim_records_both(city: Registry) -> None:
+    # Within one batch the first keepalive takes the time-only path and the second, reporting an aim,
+    # the domain's: the change must still be detected, and the last keepalive recorded.
+    dev = await active(city)
+    city.clock.advance(seconds=4)
+    requests = [
+        pb.KeepaliveRequest(device_id=dev),
+        pb.KeepaliveRequest(device_id=dev, reported_direction_deg=140.0),
+    ]
+    summary = await city.stub("hospital").StreamKeepalives(_iterate(requests))
+    assert (summary.accepted, summary.unauthorized_changes) == (2, 1)
+    (event,) = await city.events(type_=events_pb2.UnauthorizedChangeDetected)
+    assert list(event.message.changed_fields) == ["direction_deg"]
+    got = await city.stub("hospital").GetDevice(pb.GetDeviceRequest(device_id=dev))
+    assert got.last_keepalive_time.ToDatetime().timestamp() == city.clock.now.timestamp()
+
+
+async def _iterate(items):
+    for item in items:
+        yield item

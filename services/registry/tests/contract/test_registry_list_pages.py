@@ -10,6 +10,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from vigil.audit.v1 import audit_record_pb2
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
+from vigil_registry.store import DeviceFilter, RegistryStore
 from vigil_testing.calls import refused
 
 from .conftest import Registry, camera, device_id, hospital_site
@@ -116,3 +117,20 @@ async def test_concurrent_registrations_each_commit_with_their_event_or_fail_alo
     async with refused() as err:
         await hospital.RegisterDevice(pb.RegisterDeviceRequest(device=camera(1)))
     assert (err[0].code, err[0].rule) == (grpc.StatusCode.ALREADY_EXISTS, "REG-10")
+
+
+async def test_a_page_read_in_one_thread_hand_off_equals_the_page_a_read_session_reads(
+    city: Registry,
+) -> None:
+    # ListDevices reads on the SQLite worker thread when it has one and through a read session's
+    # run_sync otherwise (PostgreSQL): both runners must give the same page, sites and owners.
+    await _city_in_three_divisions(city)
+    ctx = city.context
+    assert ctx is not None and ctx.transactions is not None and ctx.read_sessions is not None
+    for f in (DeviceFilter(division_prefix="3202"), DeviceFilter(division_prefix="320211"), DeviceFilter()):
+        threaded = await RegistryStore().list_device_rows(ctx.transactions.read, f, after="", limit=5)
+        async with ctx.read_sessions() as s:
+            in_session = await RegistryStore().list_device_rows(s.run_sync, f, after="", limit=5)
+        assert [tuple(r) for r in threaded.rows] == [tuple(r) for r in in_session.rows]
+        assert (threaded.sites, threaded.units) == (in_session.sites, in_session.units)
+        assert len(threaded.rows) == (3 if f.division_prefix == "320211" else 5)

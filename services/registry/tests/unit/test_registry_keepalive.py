@@ -134,3 +134,16 @@ def test_an_outage_of_three_days_is_within_the_limit_and_a_moment_longer_is_not(
 def test_an_online_device_has_no_outage(world, live) -> None:
     assert keepalive.outage(live, world.clock.now + timedelta(days=30)) is None
     assert not keepalive.outage_over_limit(live, world.clock.now + timedelta(days=30), world.policy)
+
+
+@pytest.mark.parametrize("state", list(DeviceState))
+@pytest.mark.parametrize("activated, heard", [(0, None), (None, 5), (0, 5), (10, 5), (None, None)])
+def test_the_deadline_is_interval_times_count_after_the_last_sign_of_life_of_an_active_device(
+    world, live, state, activated, heard
+):
+    # Held against last_sign_of_life and timeout, which offline_deadline (via deadline_of) does not use.
+    at = {None: None} | {k: world.clock.now + timedelta(seconds=k) for k in (0, 5, 10)}
+    device = replace(live, state=state, activated_at=at[activated], last_keepalive_time=at[heard])
+    since = keepalive.last_sign_of_life(device)
+    expected = since + keepalive.timeout(device) if state == DeviceState.ACTIVE and since else None
+    assert keepalive.offline_deadline(device) == expected

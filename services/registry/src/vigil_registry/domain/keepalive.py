@@ -27,10 +27,30 @@ def last_sign_of_life(device: Device) -> datetime | None:
 
 def offline_deadline(device: Device) -> datetime | None:
     """REG-11: when an ACTIVE device goes offline if nothing more is heard; None if it is not watched."""
-    if device.state not in WATCHED_STATES:
+    return deadline_of(
+        device.state,
+        device.keepalive_interval_s,
+        device.keepalive_timeout_count,
+        device.activated_at,
+        device.last_keepalive_time,
+    )
+
+
+def deadline_of(
+    state: DeviceState,
+    interval_s: float,
+    count: int,
+    activated_at: datetime | None,
+    last_keepalive_time: datetime | None,
+) -> datetime | None:
+    """offline_deadline from the few facts it reads (the keepalive path holds light rows, not Devices)."""
+    if state not in WATCHED_STATES:
         return None
-    since = last_sign_of_life(device)
-    return None if since is None else since + timeout(device)
+    if activated_at is None or last_keepalive_time is None:
+        since = activated_at or last_keepalive_time
+    else:
+        since = max(activated_at, last_keepalive_time)
+    return None if since is None else since + timedelta(seconds=interval_s * count)
 
 
 def is_overdue(device: Device, now: datetime) -> bool:
@@ -58,9 +78,14 @@ class KeepaliveOutcome:
 def authorize_keepalive(device: Device, caller: Caller) -> None:
     """REG-11: without a device key, keepalives come from a platform administrator or the device's own
     unit (a gateway authenticates as its unit)."""
-    if not (is_platform_admin(caller) or caller.unit == device.owner_unit_id):
+    authorize_keepalive_for(device.device_id, device.owner_unit_id, caller)
+
+
+def authorize_keepalive_for(device_id: str, owner_unit_id: str, caller: Caller) -> None:
+    """authorize_keepalive from the two facts it reads."""
+    if not (caller.unit == owner_unit_id or is_platform_admin(caller)):
         raise PermissionDenied(
-            f"REG-11: unit {caller.unit or '(none)'} may not send keepalives for device {device.device_id}",
+            f"REG-11: unit {caller.unit or '(none)'} may not send keepalives for device {device_id}",
             rule="REG-11",
             field="device_id",
         )
@@ -76,14 +101,23 @@ def apply_keepalive(device: Device, now: datetime) -> KeepaliveOutcome:
             rule="REG-11",
             field="device_id",
         )
-    # Never move the clock backwards: a late, reordered keepalive must not shorten the window.
-    last = device.last_keepalive_time
-    heard = now if last is None or now > last else last
+    heard = heard_at(device.last_keepalive_time, now)
     if device.state == DeviceState.OFFLINE:
         outage = now - device.offline_since if device.offline_since is not None else None
         back = replace(device, state=DeviceState.ACTIVE, last_keepalive_time=heard, offline_since=None)
         return KeepaliveOutcome(back, went_online=True, outage=outage)
     return KeepaliveOutcome(replace(device, last_keepalive_time=heard), went_online=False)
+
+
+# States in which a keepalive records its time and nothing else (apply_keepalive: no state change, no
+# event); with a caller authorize_keepalive accepts, that is all a keepalive does to such a device.
+TIME_ONLY_STATES = frozenset({DeviceState.ACTIVE, DeviceState.REGISTERED, DeviceState.SUSPENDED})
+
+
+def heard_at(last_keepalive_time: datetime | None, now: datetime) -> datetime:
+    """REG-11: the last keepalive time after one heard at `now`. Never moves the clock backwards: a late,
+    reordered keepalive must not shorten the window."""
+    return now if last_keepalive_time is None or now > last_keepalive_time else last_keepalive_time
 
 
 def outage(device: Device, now: datetime) -> timedelta | None:
