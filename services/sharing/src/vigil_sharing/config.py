@@ -76,7 +76,9 @@ class Settings(ServiceSettings):
         default=0.5, gt=0, le=60, description="How often the expiry worker looks for lapsed grants"
     )
     index_refresh_s: float = Field(
-        default=30.0, gt=0, description="Full rebuild of the in-memory grant index from the database"
+        default=30.0,
+        gt=0,
+        description="Check of the in-memory grant index against the database (changed requests only)",
     )
     authorize_batch_max: int = Field(
         default=500, ge=1, description="Authorize decisions whose audit records commit together at most"

@@ -1,6 +1,7 @@
 """The live state Authorize decides from: the in-memory grant index and principals' facts, kept current.
 
-- At start (and every `index_refresh_s`, as a safety net) both are rebuilt from the database.
+- At start (and every `index_refresh_s`, as a safety net) both are brought to the database's state; after
+  the first load only requests whose stored bytes changed are decoded, so a refresh does not hold the loop.
 - The deciding process applies its own approvals and revocations before their RPC returns.
 - Every process reads vigil.sharing.events.v1 (other replicas' changes) and vigil.registry.events.v1 (device
   facts) with its own group-less consumer from the end of the log: no group join, no committed offsets,
@@ -44,6 +45,10 @@ _REQUEST_EVENTS = {
 _FACTS_CHANGED = events_pb2.PrincipalFactsChanged.DESCRIPTOR.full_name
 
 
+# Changed requests decoded between two yields to the event loop during a load (a few ms of work each).
+LOAD_CHUNK = 250
+
+
 class GrantBook:
     """The grant index and principals' facts of this process (one event loop owns them)."""
 
@@ -51,23 +56,63 @@ class GrantBook:
         self._sessions = sessions
         self.index = GrantIndex()
         self._facts: dict[str, pb.PrincipalFacts] = {}
+        # The stored bytes each filed grant was last loaded from; a grant applied since is absent (its
+        # next load decodes it again).
+        self._loaded: dict[str, bytes] = {}
+        # Ids changed in this process while a load is under way: what was applied is newer than the
+        # snapshot the load read, so the load leaves them as they are.
+        self._touched: set[str] | None = None
+        self._touched_facts: set[str] | None = None
 
     async def load(self) -> None:
-        """Rebuild everything from the database."""
-        async with self._sessions() as session:
-            approved = await store.approved_requests(session)
-            facts = await store.all_principal_facts(session)
-        self.index.rebuild(Grant.from_request(r) for r in approved)
-        self._facts = {f.principal_id: f for f in facts}
+        """Bring the index and the facts to the database's state.
+
+        Runs at start and, as a safety net, every `index_refresh_s` while the service answers Authorize
+        at full rate, so it must not hold the event loop: only requests whose stored bytes differ from
+        what was last loaded are decoded, in chunks that yield to the loop between them, and filed or
+        taken out one by one. Each grant is at every moment either as it was or as the database has it
+        (ACC-3: a grant is active only while approved and valid), never half-filed.
+        """
+        self._touched, self._touched_facts = set(), set()
+        try:
+            async with self._sessions() as session:
+                rows = await store.approved_payloads(session)
+                facts = await store.all_principal_facts(session)
+            approved = {request_id for request_id, _ in rows}
+            changed = [(rid, payload) for rid, payload in rows if self._loaded.get(rid) != payload]
+            for start in range(0, len(changed), LOAD_CHUNK):
+                if start:
+                    await asyncio.sleep(0)  # let calls in flight run between chunks
+                for request_id, payload in changed[start : start + LOAD_CHUNK]:
+                    if request_id in self._touched:
+                        continue
+                    request = codec.from_access_request(pb.AccessRequest.FromString(payload))
+                    self.index.add(Grant.from_request(request))
+                    self._loaded[request_id] = payload
+            for grant_id in [g for g in self._filed() if g not in approved and g not in self._touched]:
+                self.index.remove(grant_id)
+                self._loaded.pop(grant_id, None)
+            kept = {k: v for k, v in self._facts.items() if k in self._touched_facts}
+            self._facts = {f.principal_id: f for f in facts} | kept
+        finally:
+            self._touched = self._touched_facts = None
         metrics.ACTIVE_GRANTS.set(len(self.index))
+
+    def _filed(self) -> list[str]:
+        return [g.grant_id for g in self.index.grants()]
 
     def apply(self, request: AccessRequest) -> None:
         """File an approved request's grant, or take out one in any other state."""
         self.index.add(Grant.from_request(request))
+        self._loaded.pop(request.request_id, None)
+        if self._touched is not None:
+            self._touched.add(request.request_id)
         metrics.ACTIVE_GRANTS.set(len(self.index))
 
     def set_facts(self, facts: pb.PrincipalFacts) -> None:
         self._facts[facts.principal_id] = facts
+        if self._touched_facts is not None:
+            self._touched_facts.add(facts.principal_id)
 
     def facts_message(self, principal_id: str) -> pb.PrincipalFacts:
         return self._facts.get(principal_id) or pb.PrincipalFacts(principal_id=principal_id)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.sharing.v1 import sharing_service_pb2 as pb
 from vigil_kit.db import UTCDateTime
 from vigil_sharing import codec
-from vigil_sharing.domain.model import AccessRequest, DeviceFacts, RequestState
+from vigil_sharing.domain.model import DeviceFacts, RequestState
 
 METADATA = MetaData()
 
@@ -138,11 +138,14 @@ async def list_requests(
     return [pb.AccessRequest.FromString(p) for p in await session.scalars(stmt)]
 
 
-async def approved_requests(session: AsyncSession) -> list[AccessRequest]:
-    """Every APPROVED request (the grant index is rebuilt from these)."""
+async def approved_payloads(session: AsyncSession) -> list[tuple[str, bytes]]:
+    """(request id, stored message bytes) of every APPROVED request, undecoded: the grant book compares the
+    bytes with what it last loaded and decodes only the requests that changed."""
     t = requests_table
-    rows = await session.scalars(select(t.c.payload).where(t.c.state == RequestState.APPROVED.value))
-    return [codec.from_access_request(pb.AccessRequest.FromString(p)) for p in rows]
+    rows = await session.execute(
+        select(t.c.request_id, t.c.payload).where(t.c.state == RequestState.APPROVED.value)
+    )
+    return [(request_id, bytes(payload)) for request_id, payload in rows]
 
 
 async def lapsed_request_ids(session: AsyncSession, now: datetime, limit: int = 500) -> list[str]:

@@ -13,6 +13,7 @@ from vigil_kit.auth import Principal
 from vigil_kit.migrations import outbox_table
 from vigil_sharing import app
 from vigil_sharing.api import DecisionLog
+from vigil_testing.poll import apoll_until
 
 ANALYST = Principal(
     "user:analyst", "Analyst", "113202000142871537", "UNIT_KIND_GOVERNMENT_DEPARTMENT", frozenset()
@@ -123,3 +124,20 @@ async def test_a_failed_commit_fails_every_write_of_its_batch_and_the_next_batch
     assert await rows(engine, [innocent.record_id]) == {}
     later = record(7)
     assert await log.write(later) == later.record_id
+
+
+async def test_commits_in_quick_succession_wake_the_relay_once_now_and_once_when_the_interval_ends(
+    engine,
+) -> None:
+    wakes: list[float] = []
+    log = DecisionLog(db.session_factory(engine), lambda: wakes.append(1), max_batch=100, relay_wake_s=0.5)
+    await log.write(record(1))
+    assert len(wakes) == 1  # a quiet spell's first commit wakes the relay at once
+    await log.write(record(2))
+    await log.write(record(3))
+    assert len(wakes) == 1  # the next ones share a wake-up due when the interval ends
+
+    async def woken_twice() -> bool:
+        return len(wakes) == 2
+
+    await apoll_until(woken_twice, timeout=10, what="the relay's second wake-up")
