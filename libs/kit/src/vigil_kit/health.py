@@ -137,11 +137,14 @@ class _KafkaCheck:
     async def __call__(self) -> None:
         from aiokafka.client import AIOKafkaClient
 
+        from vigil_kit.kafka import client_options
+
         async with self._lock:
             client = self._client
             try:
                 if client is None:
                     client = AIOKafkaClient(
+                        **client_options(),
                         bootstrap_servers=self._bootstrap,
                         client_id="vigil-readiness",
                         request_timeout_ms=self._timeout_ms,
@@ -179,7 +182,12 @@ class _DatabaseCheck:
     async def __call__(self) -> None:
         from sqlalchemy import text
 
+        from vigil_kit.db import READ_ONLY_OPTION
+
         async with self._engine.connect() as conn:
+            # Read-only: on SQLite it begins DEFERRED, so the probe never takes (or waits for) the write
+            # lock that the service's own commits need.
+            conn = await conn.execution_options(**{READ_ONLY_OPTION: True})
             await conn.execute(text("SELECT 1"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import grpc
 import minio
@@ -10,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from vigil_kit import auth
+from vigil_kit import auth, db
 from vigil_kit.embedded import free_port
 from vigil_kit.grpc_server import build_server
 from vigil_kit.health import ReadinessMonitor, database_check, kafka_check, s3_check
@@ -160,6 +161,21 @@ async def test_database_check_passes_on_a_reachable_sqlite_database(sqlite_url):
     try:
         await database_check(engine)()
     finally:
+        await engine.dispose()
+
+
+async def test_database_check_answers_while_another_connection_holds_the_sqlite_write_lock(tmp_path):
+    path = tmp_path / "busy.db"
+    engine = db.create_engine(f"sqlite+aiosqlite:///{path}")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")  # as every Vigil database is
+        writer.execute("CREATE TABLE t (x INTEGER)")
+        writer.execute("BEGIN IMMEDIATE")  # a long write transaction, as under a busy group commit
+        # Taking the write lock itself, the probe would wait out the busy timeout (10 s) instead.
+        await asyncio.wait_for(database_check(engine)(), 2)
+    finally:
+        writer.close()
         await engine.dispose()
 
 
