@@ -9,6 +9,7 @@ import kubernetes_validate
 import pytest
 from vigil_deploy_support import (
     CHART_DIR,
+    RELEASE,
     SERVICES,
     by_component,
     deep_merge,
@@ -22,9 +23,10 @@ KUBERNETES_VERSION = "1.30.0"
 BUILT_IN_API_VERSIONS = {"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1"}
 CUSTOM_API_VERSIONS = {"kafka.strimzi.io/v1beta2", "monitoring.coreos.com/v1"}
 # Settings whose values are credentials: they may only ever come from a Secret.
-SECRET_SETTINGS = ("DATABASE_URL", "SERVICE_TOKEN", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+SECRET_SETTINGS = ("DATABASE_URL", "SERVICE_TOKEN", "S3_ACCESS_KEY", "S3_SECRET_KEY", "KAFKA_PASSWORD")
 
 ALL_OPTIONAL_ON: dict[str, Any] = {
+    "common": {"kafkaSecurityProtocol": "SASL_SSL"},
     "kafka": {"strimzi": {"enabled": True, "users": True, "partners": [{"unitId": "91320200554682701W"}]}},
     "buckets": {"enabled": True},
     "metrics": {
@@ -134,6 +136,7 @@ def test_a_disabled_service_renders_nothing_of_its_own(render):
         ),
         ({"kafka": {"strimzi": {"partners": [{"unitId": "not-a-credit-code"}]}}}, "/unitId"),
         ({"common": {"logLevel": "LOUD"}}, "/common/logLevel"),
+        ({"common": {"kafkaSecurityProtocol": "SASL_TLS"}}, "/common/kafkaSecurityProtocol"),
         ({"replicaCount": 3}, "replicaCount"),
     ],
     ids=[
@@ -147,6 +150,7 @@ def test_a_disabled_service_renders_nothing_of_its_own(render):
         "audit-topic-partitioned",
         "partner-not-a-uscc",
         "unknown-log-level",
+        "unknown-kafka-protocol",
         "unknown-top-level-key",
     ],
 )
@@ -168,7 +172,8 @@ def test_no_secret_is_rendered_and_every_credential_comes_from_a_named_secret(pr
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e for e in container["env"]}
         prefix = f"{name.upper()}_"
-        expected = {"DATABASE_URL", "SERVICE_TOKEN"} | (
+        # Production logs in to Kafka as each service's own Strimzi KafkaUser.
+        expected = {"DATABASE_URL", "SERVICE_TOKEN", "KAFKA_PASSWORD"} | (
             {"S3_ACCESS_KEY", "S3_SECRET_KEY"} if values["services"][name]["usesS3"] else set()
         )
         assert {k.removeprefix(prefix) for k in env} == expected
@@ -176,6 +181,8 @@ def test_no_secret_is_rendered_and_every_credential_comes_from_a_named_secret(pr
             assert "value" not in var and "secretKeyRef" in var["valueFrom"], var
         database = env[f"{prefix}DATABASE_URL"]["valueFrom"]["secretKeyRef"]
         assert database == values["services"][name]["secrets"]["database"]
+        kafka_password = env[f"{prefix}KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert kafka_password == {"name": f"{RELEASE}-{name}", "key": "password"}
 
 
 def test_configmaps_hold_no_credential_setting(production_objects):
@@ -211,10 +218,13 @@ def test_each_configmap_parses_into_the_service_settings(production_objects, nam
     )
     for key, value in configmap["data"].items():
         monkeypatch.setenv(key, value)
+    # What the pod adds from Secrets (the SCRAM password is required with SASL_SSL).
+    monkeypatch.setenv(f"{name.upper()}_KAFKA_PASSWORD", "from-the-kafka-user-secret")
     settings = settings_class(name)()
     values = production_values()["services"][name]
     assert settings.grpc_port == values["grpcPort"] and settings.metrics_port == values["metricsPort"]
     assert settings.kafka_bootstrap == production_values()["common"]["kafkaBootstrap"]
+    assert (settings.kafka_security_protocol, settings.kafka_username) == ("SASL_SSL", f"{RELEASE}-{name}")
     for key, value in values["settings"].items():
         assert getattr(settings, key) == value
 

@@ -15,6 +15,7 @@ from vigil_kit import objectstore, topics
 
 PARTNER = "91320200554682701W"
 OPTIONAL_ON: dict[str, Any] = {
+    "common": {"kafkaSecurityProtocol": "SASL_SSL"},
     "kafka": {"strimzi": {"enabled": True, "users": True, "partners": [{"unitId": PARTNER}]}},
     "buckets": {"enabled": True},
     "metrics": {
@@ -226,3 +227,61 @@ def test_optional_resources_are_built_in_kinds_or_checked_custom_resources(optio
     for obj in optional_objects:
         if (obj["apiVersion"], obj["kind"]) not in custom:
             kubernetes_validate.validate(obj, "1.30.0", strict=True)
+
+
+def test_each_service_logs_in_to_kafka_as_its_own_kafka_user(optional_objects):
+    users = {u["metadata"]["name"] for u in of_kind(optional_objects, "KafkaUser")}
+    configs = {c["metadata"]["name"]: c["data"] for c in of_kind(optional_objects, "ConfigMap")}
+    for name, deployment in by_component(optional_objects, "Deployment").items():
+        prefix = f"{name.upper()}_"
+        data = configs[f"vigil-{name}-config"]
+        assert data[f"{prefix}KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert data[f"{prefix}KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert data[f"{prefix}KAFKA_USERNAME"] in users
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        secret = env[f"{prefix}KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        # Strimzi's user operator writes the SCRAM password into a Secret named after the user.
+        assert secret == {"name": data[f"{prefix}KAFKA_USERNAME"], "key": "password"}
+
+
+def test_the_broker_ca_secret_is_mounted_where_the_services_read_it(render):
+    objects = render(
+        {
+            **OPTIONAL_ON,
+            "common": {
+                "kafkaSecurityProtocol": "SASL_SSL",
+                "kafkaCaSecret": {"name": "vigil-kafka-cluster-ca-cert"},
+            },
+        }
+    )
+    for name, deployment in by_component(objects, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "kafka-ca")
+        assert volume["secret"] == {
+            "secretName": "vigil-kafka-cluster-ca-cert",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "kafka-ca")
+        config = next(
+            c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"] == f"vigil-{name}-config"
+        )
+        assert config["data"][f"{name.upper()}_KAFKA_CA_FILE"] == f"{mount['mountPath']}/ca.crt"
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"kafka": {"strimzi": {"enabled": True, "users": True}}}, "kafka.strimzi.users needs"),
+        ({"common": {"kafkaSecurityProtocol": "SASL_SSL"}}, "needs kafka.strimzi.enabled"),
+    ],
+    ids=["scram-users-on-a-plaintext-listener", "sasl-without-users"],
+)
+def test_kafka_logins_and_listener_must_agree_or_the_render_fails(render, values, complaint):
+    with pytest.raises(Exception, match=complaint):
+        render(values)
+
+
+def test_the_default_render_has_no_kafka_credentials(default_objects):
+    for deployment in of_kind(default_objects, "Deployment"):
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert not [e for e in env if e["name"].endswith("KAFKA_PASSWORD")]

@@ -60,3 +60,21 @@ app.kubernetes.io/component: {{ .name }}
 {{- end -}}
 {{- toYaml $callers -}}
 {{- end }}
+
+{{/*
+"true" when each service logs in to Kafka as its own Strimzi KafkaUser (SCRAM-SHA-512), else empty.
+SCRAM users need a SASL listener, and a SASL protocol needs the users' credentials: either half alone
+fails the render instead of pods that cannot reach the broker.
+*/}}
+{{- define "vigil.kafkaUsers" -}}
+{{- $s := .Values.kafka.strimzi -}}
+{{- $sasl := hasPrefix "SASL_" .Values.common.kafkaSecurityProtocol -}}
+{{- $users := and $s.enabled $s.users -}}
+{{- if and $users (not $sasl) -}}
+{{- fail "kafka.strimzi.users needs common.kafkaSecurityProtocol SASL_SSL or SASL_PLAINTEXT (SCRAM logins)" -}}
+{{- end -}}
+{{- if and $sasl (not $users) -}}
+{{- fail (printf "common.kafkaSecurityProtocol %s needs kafka.strimzi.enabled and kafka.strimzi.users (each service's SCRAM credentials)" .Values.common.kafkaSecurityProtocol) -}}
+{{- end -}}
+{{- if $users }}true{{ end -}}
+{{- end -}}

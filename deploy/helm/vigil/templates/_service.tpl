@@ -153,6 +153,14 @@ spec:
                 secretKeyRef:
                   name: {{ $v.secrets.serviceToken.name }}
                   key: {{ $v.secrets.serviceToken.key }}
+            {{- if include "vigil.kafkaUsers" $root }}
+            # The SCRAM password of this service's KafkaUser, from the Secret Strimzi's user operator makes.
+            - name: {{ $prefix }}KAFKA_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Release.Name }}-{{ $name }}
+                  key: password
+            {{- end }}
             {{- if $v.usesS3 }}
             - name: {{ $prefix }}S3_ACCESS_KEY
               valueFrom:
@@ -205,6 +213,11 @@ spec:
             - name: issuers
               mountPath: /etc/vigil/issuers
               readOnly: true
+            {{- if $root.Values.common.kafkaCaSecret.name }}
+            - name: kafka-ca
+              mountPath: /etc/vigil/kafka-ca
+              readOnly: true
+            {{- end }}
             {{- if and $v.secrets.signingKey $v.secrets.signingKey.name }}
             - name: signing-key
               mountPath: /etc/vigil/signing
@@ -223,6 +236,16 @@ spec:
             items:
               - key: {{ $root.Values.secrets.authPublicKeys.key }}
                 path: issuers.pem
+        {{- with $root.Values.common.kafkaCaSecret }}
+        {{- if .name }}
+        - name: kafka-ca
+          secret:
+            secretName: {{ .name }}
+            items:
+              - key: {{ .key }}
+                path: ca.crt
+        {{- end }}
+        {{- end }}
         {{- if and $v.secrets.signingKey $v.secrets.signingKey.name }}
         - name: signing-key
           secret:
@@ -284,6 +307,14 @@ spec:
 {{- $_ := set $env "GRPC_PORT" ($v.grpcPort | toString) -}}
 {{- $_ := set $env "METRICS_PORT" ($v.metricsPort | toString) -}}
 {{- $_ := set $env "KAFKA_BOOTSTRAP" $c.kafkaBootstrap -}}
+{{- $_ := set $env "KAFKA_SECURITY_PROTOCOL" $c.kafkaSecurityProtocol -}}
+{{- if include "vigil.kafkaUsers" $root -}}
+{{- $_ := set $env "KAFKA_SASL_MECHANISM" "SCRAM-SHA-512" -}}
+{{- $_ := set $env "KAFKA_USERNAME" (printf "%s-%s" $root.Release.Name $name) -}}
+{{- end -}}
+{{- if $c.kafkaCaSecret.name -}}
+{{- $_ := set $env "KAFKA_CA_FILE" "/etc/vigil/kafka-ca/ca.crt" -}}
+{{- end -}}
 {{- if $v.usesS3 -}}
 {{- $_ := set $env "S3_ENDPOINT" $c.s3Endpoint -}}
 {{- $_ := set $env "S3_SECURE" ($c.s3Secure | toString) -}}

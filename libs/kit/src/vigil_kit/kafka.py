@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.helpers import create_ssl_context
 
 from vigil_kit import topics as vigil_topics
 
@@ -15,6 +16,44 @@ log = logging.getLogger(__name__)
 
 # Kafka error code TOPIC_ALREADY_EXISTS: another process created it first, which is fine.
 _TOPIC_ALREADY_EXISTS = 36
+
+# The process's broker security options (one service per process, one Kafka identity): set once at
+# start by configure(), merged into every client this module makes. Empty means PLAINTEXT.
+_security: dict[str, Any] = {}
+
+
+def security_options(settings: Any) -> dict[str, Any]:
+    """aiokafka's keyword arguments for settings.kafka_security_protocol (and SASL credentials)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ca_file or None)
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_username
+        options["sasl_plain_password"] = settings.kafka_password.get_secret_value()
+    return options
+
+
+def configure(settings: Any) -> None:
+    """Use settings' broker security for every producer, consumer and admin client made from now on."""
+    global _security
+    _security = security_options(settings)
+    if _security:
+        log.info(
+            "kafka security",
+            extra={
+                "protocol": settings.kafka_security_protocol,
+                "mechanism": _security.get("sasl_mechanism"),
+            },
+        )
+
+
+def client_options() -> dict[str, Any]:
+    """The configured security options, for a client made outside this module (e.g. AIOKafkaClient)."""
+    return dict(_security)
 
 
 async def create_producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
@@ -27,7 +66,7 @@ async def create_producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
     kw.setdefault("enable_idempotence", False)
     kw.setdefault("linger_ms", 5)
     kw.setdefault("request_timeout_ms", 30_000)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kw)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **{**_security, **kw})
     await producer.start()
     return producer
 
@@ -46,7 +85,9 @@ async def create_consumer(
     kw.setdefault("session_timeout_ms", 6000)
     kw.setdefault("heartbeat_interval_ms", 1000)
     kw.setdefault("rebalance_timeout_ms", 4000)
-    consumer = AIOKafkaConsumer(*list(topics), bootstrap_servers=bootstrap, group_id=group_id, **kw)
+    consumer = AIOKafkaConsumer(
+        *list(topics), bootstrap_servers=bootstrap, group_id=group_id, **{**_security, **kw}
+    )
     await consumer.start()
     return consumer
 
@@ -57,7 +98,7 @@ async def ensure_topics(
     replication_factor: int = 1,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created. Safe to run concurrently."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

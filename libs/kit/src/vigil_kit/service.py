@@ -166,6 +166,7 @@ class _Runtime:
         s = self.settings
         if s.metrics_port:
             start_metrics_server(s.metrics_port, host=s.grpc_host)
+        kafka.configure(s)  # before any client: relay, consumers, topic creation, readiness
         self.engine = db.create_engine(s.database_url)
         await self._migrate()
         client = _objectstore().make_minio(s) if self.needs_s3 else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +25,14 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 disables /metrics")
     database_url: str = "sqlite+aiosqlite:///vigil.db"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How the service authenticates to the broker (vigil_kit.kafka.configure): PLAINTEXT for the embedded
+    # broker; SASL_SSL with SCRAM for a cluster whose users the chart renders (Strimzi KafkaUser).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    # CA bundle (PEM file) the broker's certificate is checked against under SSL; empty: the system's.
+    kafka_ca_file: str = ""
     s3_endpoint: str = "127.0.0.1:9000"
     s3_access_key: SecretStr = SecretStr("vigil")
     s3_secret_key: SecretStr = SecretStr("vigil-secret")
@@ -49,3 +59,14 @@ class ServiceSettings(BaseSettings):
     sharing_addr: str = "127.0.0.1:50054"
     audit_addr: str = "127.0.0.1:50055"
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_username and self.kafka_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"kafka_username and kafka_password are required with kafka_security_protocol "
+                f"{self.kafka_security_protocol}"
+            )
+        return self
