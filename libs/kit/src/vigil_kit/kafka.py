@@ -72,7 +72,7 @@ async def create_producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
 
 
 async def create_consumer(
-    bootstrap: str, topics: Iterable[str], group_id: str, **kw: Any
+    bootstrap: str, topics: Iterable[str], group_id: str | None, **kw: Any
 ) -> AIOKafkaConsumer:
     """A started consumer in `group_id` that commits offsets only when told to, from the earliest offset.
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.sharing.v1 import events_pb2
 from vigil.sharing.v1 import sharing_service_pb2 as pb
-from vigil_kit import cloudevents, topics
+from vigil_kit import cloudevents, kafka, topics
 from vigil_kit.auth import Principal
 from vigil_kit.errors import VigilError
 from vigil_sharing import codec, metrics, store
@@ -154,13 +154,8 @@ class LocalSync:
         self._stop.set()
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-        )
-        await consumer.start()
+        # No group: every process reads every event from the end (the kit's client adds broker security).
+        consumer = await kafka.create_consumer(self.bootstrap, (), None, auto_offset_reset="latest")
         try:
             await self._position_at_end(consumer)
             await self.book.load()  # after positioning: what is published from here on is read
