@@ -8,25 +8,30 @@ vigil_archive.integrity adds verification and proofs (ARC-4).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from minio import Minio
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.archive.v1 import archive_service_pb2 as pb
+from vigil.audit.v1 import audit_record_pb2
 from vigil.common.v1 import time_range_pb2
 from vigil.sharing.v1 import sharing_service_pb2 as sharing_pb
 from vigil_archive import access, codec, metrics, store
 from vigil_archive.domain import CoverageScan
-from vigil_kit import audit, db, outbox, topics
+from vigil_kit import audit, cloudevents, db, outbox, topics
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import InvalidArgument, Unavailable, VigilError
+from vigil_kit.groupcommit import GroupCommit
+from vigil_kit.migrations import outbox_table
 from vigil_kit.paging import decode_token, encode_token, page_size
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,16 @@ SERVICE_NAME = "vigil.archive.v1.ArchiveService"
 OWNER_TTL_S = 30.0
 OWNER_CACHE_MAX = 100_000
 SOURCE = "archive"
+# Audited reads (FindSegments pages, manifests) committed together at most (see GroupCommit).
+READ_BATCH_MAX = 64
+# The relay is woken this long after an audited read commits, not at once: reads come many a second,
+# and one relay round then publishes all of their records instead of a round (its own read, publish
+# and delete transactions) per page. The record is committed before the answer either way (ACC-1).
+RELAY_WAKE_DELAY_S = 0.05
+
+_AUDIT_TYPE = audit_record_pb2.AuditRecord.DESCRIPTOR.full_name
+_AUDIT_SOURCE = cloudevents.source_for(SOURCE)
+_OUTBOX_INSERT = outbox_table.insert()
 
 Clock = Callable[[], datetime]
 # Asks sharing whether `principal` may take an action (default ACTION_PLAYBACK) on the device's footage in
@@ -63,6 +78,39 @@ class ArchiveDeps:
     # Coverage reports at most this many gaps (gap_count still counts them all).
     max_gaps: int = 10_000
     extra: dict[str, object] = field(default_factory=dict)
+    # SQLite file databases: audited reads run whole in one worker-thread hand-off (None: async engine).
+    transactions: db.ThreadedTransactions | None = None
+
+
+@dataclass
+class PageQuery:
+    """One keyset page of a device's index to read inside an audited read's transaction."""
+
+    device_id: str
+    start: datetime
+    end: datetime
+    limit: int
+    after: tuple[datetime, int] | None = None
+    # Also read the active holds overlapping [start, end) (FindSegments names them per segment).
+    holds: bool = False
+
+
+@dataclass
+class AuditedRead:
+    """A read whose audit record commits in the same transaction as the read, before any answer (ACC-1)."""
+
+    record: audit_record_pb2.AuditRecord
+    query: PageQuery | None = None
+    # When set, the record's attribute of this name is the number of rows read (set before the commit).
+    count_attribute: str = ""
+
+
+@dataclass
+class ReadResult:
+    """An audited read's rows (store.PAGE_COLUMNS, driver values) and hold spans (store.hold_spans)."""
+
+    rows: list[Any] = field(default_factory=list)
+    holds: list[Any] = field(default_factory=list)
 
 
 class ArchiveBase:
@@ -77,6 +125,11 @@ class ArchiveBase:
         # device → (owner unit, when looked up): a device's owner is read on every call and changes
         # rarely (a transfer shows in the next segment indexed), so it is kept for OWNER_TTL_S.
         self._owners: dict[str, tuple[str, float]] = {}
+        self._engine = deps.sessions.kw["bind"]
+        self._reads: GroupCommit[AuditedRead, ReadResult] = GroupCommit(
+            self._commit_reads, READ_BATCH_MAX, name="archive-audited-reads"
+        )
+        self._relay_wake_pending = False
 
     # --- hooks the parts extend (each calls super()) -------------------------------------------------
 
@@ -84,7 +137,10 @@ class ArchiveBase:
         """Called in the indexing transaction of each newly indexed segment."""
 
     async def holds_of(self, device_id: str, start: datetime, end: datetime) -> list[HoldSpan]:
-        """Active holds naming the device that overlap [start, end) (the holds part answers)."""
+        """Active holds naming the device that overlap [start, end) (the holds part answers).
+
+        FindSegments no longer asks: it reads the hold spans in its page's transaction (store.hold_spans).
+        """
         return []
 
     def workers(self, settings: Any, indexer: Any) -> list[tuple[str, Any]]:
@@ -92,6 +148,26 @@ class ArchiveBase:
         return []
 
     # --- audit and events --------------------------------------------------------------------------
+
+    def audit_record(
+        self,
+        p: Principal,
+        action: str,
+        *,
+        resources: Mapping[str, Iterable[str]],
+        decision: str = audit.ALLOWED,
+        **kw: object,
+    ) -> audit_record_pb2.AuditRecord:
+        """One audit record of this service (empty resource ids left out)."""
+        return audit.build_record(
+            actor=p,
+            action=action,
+            source_service=SOURCE,
+            decision=decision,
+            resources={k: [i for i in v if i] for k, v in resources.items()},
+            now=self.clock(),
+            **kw,  # type: ignore[arg-type]
+        )
 
     def audit(
         self,
@@ -104,16 +180,63 @@ class ArchiveBase:
         **kw: object,
     ) -> str:
         """Write one audit record in the caller's transaction (the access is logged first, ACC-1)."""
-        record = audit.build_record(
-            actor=p,
-            action=action,
-            source_service=SOURCE,
-            decision=decision,
-            resources={k: [i for i in v if i] for k, v in resources.items()},
-            now=self.clock(),
-            **kw,  # type: ignore[arg-type]
-        )
+        record = self.audit_record(p, action, resources=resources, decision=decision, **kw)
         return audit.write_audit(s, record, notifier=self.deps.notifier)
+
+    async def audited_read(self, read: AuditedRead) -> ReadResult:
+        """Run the read and commit its audit record in one transaction; returns once both are done (ACC-1).
+
+        Concurrent reads share a transaction (GroupCommit); on a SQLite file it runs whole in one
+        worker-thread hand-off (db.ThreadedTransactions) instead of a hand-off per statement.
+        """
+        return await self._reads.submit(read)
+
+    async def _commit_reads(self, reads: Sequence[AuditedRead]) -> list[ReadResult]:
+        max_segment = self.deps.max_segment
+
+        def work(conn: Connection) -> list[ReadResult]:
+            results = []
+            for read in reads:
+                q, result = read.query, ReadResult()
+                if q is not None:
+                    result.rows = store.page_rows(
+                        conn,
+                        q.device_id,
+                        q.start,
+                        q.end,
+                        limit=q.limit,
+                        after=q.after,
+                        max_segment=max_segment,
+                    )
+                    if q.holds and result.rows:
+                        result.holds = store.hold_spans(conn, q.device_id, q.start, q.end)
+                if read.count_attribute:
+                    read.record.attributes[read.count_attribute] = str(len(result.rows))
+                results.append(result)
+            # The rows audit.write_audit would add (topic, key and event id = record id), in one statement.
+            now = datetime.now(UTC)
+            conn.execute(_OUTBOX_INSERT, [_audit_outbox_row(read.record, now) for read in reads])
+            return results
+
+        if self.deps.transactions is not None:
+            results = await self.deps.transactions.run(work)
+        else:
+            async with self._engine.begin() as conn:
+                results = await conn.run_sync(work)
+        self._wake_relay()
+        return results
+
+    def _wake_relay(self) -> None:
+        notifier = self.deps.notifier
+        if notifier is None or self._relay_wake_pending:
+            return
+        self._relay_wake_pending = True
+
+        def wake() -> None:
+            self._relay_wake_pending = False
+            notifier()
+
+        asyncio.get_running_loop().call_later(RELAY_WAKE_DELAY_S, wake)
 
     def event(self, s: AsyncSession, key: str, message: object) -> str:
         """Publish an archive event through the outbox, in the caller's transaction."""
@@ -163,7 +286,8 @@ class ArchiveBase:
         """
         if not device_id:
             raise InvalidArgument("device_id is required", field="device_id")
-        basis = access.read_basis(p, await self.owner_of(device_id))
+        # Roles first: they need no look-up of the device's owner.
+        basis = access.read_basis(p, None) or access.read_basis(p, await self.owner_of(device_id))
         if basis is not None:
             return basis
         if self.deps.grant_check is not None:
@@ -207,36 +331,31 @@ class IndexReads(ArchiveBase):
             limit = page_size(request.page_size)
             after = _decode_cursor(request.page_token, request.device_id, start, end)
             basis = await self.authorize_read(p, request.device_id, start, end)
-            async with self.read_sessions() as s:
-                rows = await store.find_rows(
-                    s,
-                    request.device_id,
-                    start,
-                    end,
-                    limit=limit + 1,
-                    after=after,
-                    max_segment=self.deps.max_segment,
-                )
-            # The answer leaves only after the read's audit record is committed.
-            async with self.sessions.begin() as s:
-                self.audit(
-                    s,
-                    p,
-                    "archive.segments.find",
-                    resources=resources,
-                    footage=(start, end),
-                    grant_id=basis.removeprefix("grant:") if basis.startswith("grant:") else "",
-                    attributes={"basis": basis.split(":")[0], "page_size": str(limit)},
-                )
+            record = self.audit_record(
+                p,
+                "archive.segments.find",
+                resources=resources,
+                footage=(start, end),
+                grant_id=basis.removeprefix("grant:") if basis.startswith("grant:") else "",
+                attributes={"basis": basis.split(":")[0], "page_size": str(limit)},
+            )
+            # The page is read in the transaction that commits its audit record: the answer leaves only
+            # after the record is committed.
+            page = await self.audited_read(
+                AuditedRead(record, PageQuery(request.device_id, start, end, limit + 1, after, holds=True))
+            )
+        rows = page.rows
         more = len(rows) > limit
-        rows = rows[:limit]
+        if more:
+            del rows[limit:]
         token = (
-            _encode_cursor(request.device_id, start, end, rows[-1].start_time, rows[-1].id) if more else ""
+            _encode_cursor(request.device_id, start, end, codec.driver_datetime(rows[-1][3]), rows[-1][0])
+            if more
+            else ""
         )
-        holds = await self.holds_of(request.device_id, start, end)
-        return pb.FindSegmentsResponse(
-            segments=[codec.segment_row_to_pb(r, _covering(holds, r)) for r in rows], next_page_token=token
-        )
+        response = pb.FindSegmentsResponse(next_page_token=token)
+        codec.add_segments(response.segments, rows, holds=page.holds)
+        return response
 
     async def GetCoverage(self, request: pb.GetCoverageRequest, context: object) -> pb.Coverage:
         p = current_principal()
@@ -282,6 +401,19 @@ def _encode_cursor(device_id: str, start: datetime, end: datetime, last_start: d
 
 def _covering(holds: list[HoldSpan], row: Any) -> list[str]:
     return [h.hold_id for h in holds if h.start < row.end_time and row.start_time < h.end]
+
+
+def _audit_outbox_row(record: audit_record_pb2.AuditRecord, now: datetime) -> dict[str, object]:
+    return {
+        "event_id": record.record_id,
+        "topic": topics.AUDIT_RECORDS,
+        "key": record.record_id,
+        "ce_type": _AUDIT_TYPE,
+        "source": _AUDIT_SOURCE,
+        "subject": record.action,
+        "payload": record.SerializeToString(),
+        "created_at": now,
+    }
 
 
 def _decode_cursor(token: str, device_id: str, start: datetime, end: datetime) -> tuple[datetime, int] | None:

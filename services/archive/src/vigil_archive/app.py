@@ -132,6 +132,7 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
         clock=clock,
         notifier=ctx.relay.notify,
         grant_check=GrantChecker(settings),
+        transactions=ctx.transactions,
         max_segment=timedelta(seconds=settings.max_segment_seconds),
         max_gaps=settings.max_coverage_gaps,
         extra={

@@ -163,3 +163,85 @@ def segment_row_to_pb(row: Any, hold_ids: Iterable[str] = ()) -> pb.Segment:
         codec=row.codec,
         container=row.container,
     )
+
+
+# --- driver values (store.PAGE_COLUMNS rows): FindSegments pages and manifests, built straight ---------
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+
+
+def driver_seconds(value: Any) -> tuple[int, int]:
+    """(seconds, nanos) since the epoch of a time column as the driver gives it: SQLite's
+    'YYYY-MM-DD HH:MM:SS[.ffffff]' text (naive UTC, as vigil_kit.db.UTCDateTime stores it) or a datetime."""
+    if isinstance(value, str):
+        delta = datetime.fromisoformat(value) - _EPOCH_NAIVE
+    elif value.tzinfo is None:
+        delta = value - _EPOCH_NAIVE
+    else:
+        delta = value - _EPOCH
+    return delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
+
+
+def driver_datetime(value: Any) -> datetime:
+    """A time column's driver value as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DriverTimes:
+    """driver_seconds with a memo: in a page of back-to-back segments each end is the next start, and
+    retain-until dates repeat, so most of a page's times are read once."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, tuple[int, int]] = {}
+
+    def __call__(self, value: Any) -> tuple[int, int]:
+        found = self._seen.get(value)
+        if found is None:
+            found = self._seen[value] = driver_seconds(value)
+        return found
+
+
+def add_segments(
+    container: Any,
+    rows: Iterable[Any],
+    *,
+    times: DriverTimes | None = None,
+    holds: Iterable[Any] = (),
+) -> None:
+    """Append a pb.Segment per driver row (store.PAGE_COLUMNS) to a repeated Segment field, naming the
+    holds — (hold_id, start_time, end_time) driver rows, sorted by id — whose span overlaps each row.
+
+    Fields are set on the added message in place: the cheapest way protobuf offers to build a page
+    (no intermediate Timestamp messages to copy in)."""
+    seconds = times or DriverTimes()
+    spans = [(h[0], seconds(h[1]), seconds(h[2])) for h in holds]
+    add = container.add
+    for r in rows:
+        m = add(
+            device_id=r[1],
+            sequence=r[2],
+            bucket=r[5],
+            key=r[6],
+            version_id=r[7],
+            size=r[8],
+            sha256=r[9],
+            owner_unit_id=r[11],
+            codec=r[12],
+            container=r[13],
+        )
+        start = seconds(r[3])
+        end = seconds(r[4])
+        t = m.start_time
+        t.seconds, t.nanos = start
+        t = m.end_time
+        t.seconds, t.nanos = end
+        t = m.retain_until
+        t.seconds, t.nanos = seconds(r[10])
+        if spans:
+            covering = [hold_id for hold_id, h_start, h_end in spans if h_start < end and start < h_end]
+            if covering:
+                m.hold_ids.extend(sorted(covering))

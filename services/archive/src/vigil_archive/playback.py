@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from vigil.archive.v1 import archive_service_pb2 as pb
 from vigil.sharing.v1 import sharing_service_pb2 as sharing_pb
 from vigil_archive import codec, store
-from vigil_archive.api import ArchiveBase
+from vigil_archive.api import ArchiveBase, AuditedRead, PageQuery
 from vigil_archive.renditions import MaskedRenditions
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -35,13 +37,25 @@ class PlaylistEntry:
     end: datetime
 
 
+# (url, start, end), the times as (seconds, nanos) since the epoch (codec.driver_seconds).
+Span = tuple[str, tuple[int, int], tuple[int, int]]
+
+
 def hls_playlist(entries: Sequence[PlaylistEntry], *, live: bool, media_sequence: int = 0) -> str:
     """An HLS media playlist (RFC 8216): VOD with an end tag, or a live sliding window without one.
 
     A gap between two segments is marked with EXT-X-DISCONTINUITY, so players do not stitch
     footage from either side of a recording gap as if it were continuous (ARC-5).
     """
-    target = max((math.ceil((e.end - e.start).total_seconds()) for e in entries), default=1)
+    spans = [(e.url, codec.driver_seconds(e.start), codec.driver_seconds(e.end)) for e in entries]
+    return hls_playlist_of(spans, live=live, media_sequence=media_sequence)
+
+
+def hls_playlist_of(spans: Sequence[Span], *, live: bool, media_sequence: int = 0) -> str:
+    """hls_playlist from (url, start, end) spans in integer time: a manifest's hundreds of entries are
+    formatted without a datetime each."""
+    micros = [(end[0] - start[0]) * 1_000_000 + (end[1] - start[1]) // 1000 for _, start, end in spans]
+    target = max((math.ceil(m / 1_000_000) for m in micros), default=1)
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:3",
@@ -50,16 +64,16 @@ def hls_playlist(entries: Sequence[PlaylistEntry], *, live: bool, media_sequence
     ]
     if not live:
         lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
-    previous_end: datetime | None = None
-    for e in entries:
-        if previous_end is not None and e.start > previous_end:
+    previous_end: tuple[int, int] | None = None
+    for (url, start, end), micro in zip(spans, micros, strict=True):
+        if previous_end is not None and start > previous_end:
             lines.append("#EXT-X-DISCONTINUITY")
-        lines.append(
-            f"#EXT-X-PROGRAM-DATE-TIME:{e.start.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
-        )
-        lines.append(f"#EXTINF:{(e.end - e.start).total_seconds():.3f},")
-        lines.append(e.url)
-        previous_end = e.end
+        # RFC 3339 in UTC to the millisecond (truncated, as datetime.isoformat does).
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start[0]))
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}.{start[1] // 1_000_000:03d}Z")
+        lines.append(f"#EXTINF:{micro / 1_000_000:.3f},")
+        lines.append(url)
+        previous_end = end
     if not live:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
@@ -86,16 +100,15 @@ class Viewing(ArchiveBase):
                     f"range is {end - start}, longer than the {window} one manifest may cover", field="range"
                 )
             answer = await self._authorize(p, sharing_pb.ACTION_PLAYBACK, request.device_id, start, end)
-            async with self.read_sessions() as s:
-                rows = await store.find_rows(
-                    s,
-                    request.device_id,
-                    start,
-                    end,
-                    limit=self._viewing_setting("max_manifest_segments", 50_000),
-                    max_segment=self.deps.max_segment,
-                )
-            return await self._manifest(p, action, request.device_id, (start, end), answer, rows, live=False)
+            masks = await self._masks_for(answer, request.device_id)
+            query = PageQuery(
+                request.device_id, start, end, self._viewing_setting("max_manifest_segments", 50_000)
+            )
+            # The segments are read in the transaction that commits the access's audit record.
+            record, rows = await self._record_access(
+                p, action, request.device_id, (start, end), answer, masks, query
+            )
+            return await self._manifest(record, answer, rows, masks, live=False)
 
     async def GetLiveManifest(
         self, request: pb.GetLiveManifestRequest, context: object
@@ -113,7 +126,11 @@ class Viewing(ArchiveBase):
             start = rows[0].start_time if rows else now
             end = max(now, rows[-1].end_time) if rows else now + timedelta(seconds=1)
             answer = await self._authorize(p, sharing_pb.ACTION_LIVE_VIEW, request.device_id, start, end)
-            return await self._manifest(p, action, request.device_id, (start, end), answer, rows, live=True)
+            masks = await self._masks_for(answer, request.device_id)
+            record, _ = await self._record_access(
+                p, action, request.device_id, (start, end), answer, masks, None, segments=len(rows)
+            )
+            return await self._manifest(record, answer, rows, masks, live=True)
 
     # --- the steps ------------------------------------------------------------------------------
 
@@ -135,52 +152,74 @@ class Viewing(ArchiveBase):
             )
         return answer
 
-    async def _manifest(
+    async def _masks_for(
+        self, answer: sharing_pb.AuthorizeResponse, device_id: str
+    ) -> Sequence[Sequence[tuple[float, float]]]:
+        # REG-5: a principal without the unmask right sees the device's footage masked (the masks as
+        # the registry has them now); with no masks, or the right, the originals are presigned.
+        return () if answer.unmasked_allowed else await self._masks(device_id)
+
+    async def _record_access(
         self,
         p: Principal,
         action: str,
         device_id: str,
         footage: tuple[datetime, datetime],
         answer: sharing_pb.AuthorizeResponse,
+        masks: Sequence[Any],
+        query: PageQuery | None,
+        *,
+        segments: int = 0,
+    ) -> tuple[Any, list[Any]]:
+        """Commit the access's audit record (ACC-1), with the read of `query` in its transaction when given
+        (the record then counts the segments read; otherwise `segments`)."""
+        record = self.audit_record(
+            p,
+            action,
+            resources={"device_ids": [device_id], "grant_ids": [answer.grant_id]},
+            footage=footage,
+            grant_id=answer.grant_id,
+            rule_id=answer.rule,
+            attributes={"segments": str(segments), "masked": str(bool(masks)).lower()},
+        )
+        read = await self.audited_read(
+            AuditedRead(record, query, count_attribute="segments" if query else "")
+        )
+        return record, read.rows
+
+    async def _manifest(
+        self,
+        record: Any,
+        answer: sharing_pb.AuthorizeResponse,
         rows: Sequence[Any],
+        masks: Sequence[Any],
         *,
         live: bool,
     ) -> pb.PlaybackManifest:
-        # REG-5: a principal without the unmask right sees the device's footage masked (the masks as
-        # the registry has them now); with no masks, or the right, the originals are presigned.
-        masks = () if answer.unmasked_allowed else await self._masks(device_id)
+        """The manifest of `rows` (store.PAGE_COLUMNS), once the access's audit record is committed."""
         masked = bool(masks)
         ttl = timedelta(seconds=self._viewing_setting("presign_ttl_s", 300))
         now = self.clock()
-        async with self.sessions.begin() as s:
-            record_id = self.audit(
-                s,
-                p,
-                action,
-                resources={"device_ids": [device_id], "grant_ids": [answer.grant_id]},
-                footage=footage,
-                grant_id=answer.grant_id,
-                rule_id=answer.rule,
-                attributes={"segments": str(len(rows)), "masked": str(masked).lower()},
-            )
         # Only now, with the access on the record, are footage read and URLs made (ACC-1).
         if masked:
             renditions = self._masked_renditions()
-            stored = await renditions.for_rows(rows, masks)
+            stored = await renditions.for_rows([_row_view(r) for r in rows], masks)
             urls = await asyncio.to_thread(renditions.presign, stored, ttl)
         else:
-            urls = await asyncio.to_thread(self._presign, rows, ttl)
-        entries = [PlaylistEntry(u, r.start_time, r.end_time) for u, r in zip(urls, rows, strict=True)]
-        media_sequence = int(rows[0].sequence) if live and rows else 0
+            # Signing is CPU work on values in hand (no I/O): a thread hand-off would only add to it.
+            urls = self._presign(rows, ttl)
+        times = codec.DriverTimes()
+        spans = [(u, times(r[3]), times(r[4])) for u, r in zip(urls, rows, strict=True)]
+        media_sequence = int(rows[0][2]) if live and rows else 0
         msg = pb.PlaybackManifest(
-            playlist=hls_playlist(entries, live=live, media_sequence=media_sequence),
+            playlist=hls_playlist_of(spans, live=live, media_sequence=media_sequence),
             expire_time=codec.ts(now + ttl),
-            audit_record_id=record_id,
+            audit_record_id=record.record_id,
             grant_id=answer.grant_id,
             masked=masked,
-            segments=[codec.segment_row_to_pb(r) for r in rows],
             urls=urls,
         )
+        codec.add_segments(msg.segments, rows, times=times)
         return msg
 
     def _presign(self, rows: Sequence[Any], ttl: timedelta) -> list[str]:
@@ -194,10 +233,10 @@ class Viewing(ArchiveBase):
         urls = [""] * len(rows)
         by_bucket: dict[str, list[int]] = {}
         for i, r in enumerate(rows):
-            by_bucket.setdefault(r.bucket, []).append(i)
+            by_bucket.setdefault(r[5], []).append(i)
         for bucket, indices in by_bucket.items():  # one signing pass per bucket (nearly always just one)
             signed = presigner.get_many(
-                bucket, [(rows[i].key, rows[i].version_id) for i in indices], expires=ttl, now=now
+                bucket, [(rows[i][6], rows[i][7]) for i in indices], expires=ttl, now=now
             )
             for i, url in zip(indices, signed, strict=True):
                 urls[i] = url
@@ -225,3 +264,11 @@ class Viewing(ArchiveBase):
             made = MaskedRenditions(self.deps.minio)
             self.deps.extra["masked_renditions"] = made
         return made  # type: ignore[return-value]
+
+
+def _row_view(row: Any) -> SimpleNamespace:
+    """An index row (store.PAGE_COLUMNS) with its times as UTC datetimes, for the renditions' work."""
+    view = SimpleNamespace(**row._mapping)
+    for name in ("start_time", "end_time", "retain_until"):
+        setattr(view, name, codec.driver_datetime(getattr(view, name)))
+    return view

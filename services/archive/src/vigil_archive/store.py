@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil_archive.domain import Hold, SegmentRef
@@ -864,3 +865,62 @@ async def mark_days_dirty(session: AsyncSession, days: Sequence[tuple[str, str]]
                 for d, day in missing
             ],
         )
+
+
+# --- read paths in one transaction (FindSegments pages, playback manifests) ------------------------
+# Synchronous, on a Connection: they run inside the read's own audit transaction, in one worker-thread
+# hand-off on SQLite (vigil_kit.db.ThreadedTransactions) or through AsyncConnection.run_sync elsewhere.
+# Rows come back as the driver gives them (times as SQLite's text or PostgreSQL's datetimes; codec
+# reads both), without SQLAlchemy's per-row type processing: a page is built straight into protobuf.
+PAGE_COLUMNS = (
+    "id, device_id, sequence, start_time, end_time, bucket, key, version_id, size, sha256, "
+    "retain_until, owner_unit_id, codec, container, legal_hold"
+)
+_PAGE_WHERE = "device_id = :device AND start_time >= :low AND start_time < :end AND end_time > :start"
+_PAGE_TIMES = (
+    bindparam("low", type_=UTCDateTime),
+    bindparam("end", type_=UTCDateTime),
+    bindparam("start", type_=UTCDateTime),
+)
+_PAGE = text(
+    f"SELECT {PAGE_COLUMNS} FROM archive_segments WHERE {_PAGE_WHERE} ORDER BY start_time, id LIMIT :limit"
+).bindparams(*_PAGE_TIMES)
+# After a cursor the index range starts at the cursor's start time (page_rows passes the later of the two
+# lower bounds as :low), so a page seeks to its position instead of walking the window's earlier rows.
+_PAGE_AFTER = text(
+    f"SELECT {PAGE_COLUMNS} FROM archive_segments WHERE {_PAGE_WHERE} "
+    "AND (start_time > :after_start OR id > :after_id) "
+    "ORDER BY start_time, id LIMIT :limit"
+).bindparams(*_PAGE_TIMES, bindparam("after_start", type_=UTCDateTime))
+_HOLD_SPANS = text(
+    "SELECT h.hold_id, h.start_time, h.end_time FROM archive_holds h "
+    "JOIN archive_hold_devices d ON d.hold_id = h.hold_id "
+    "WHERE d.device_id = :device AND h.release_time IS NULL AND h.start_time < :end AND h.end_time > :start "
+    "ORDER BY h.hold_id"
+).bindparams(bindparam("start", type_=UTCDateTime), bindparam("end", type_=UTCDateTime))
+
+
+def page_rows(
+    conn: Connection,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
+    max_segment: timedelta = MAX_SEGMENT,
+) -> list[Any]:
+    """find_rows' rows (PAGE_COLUMNS, driver values), on a synchronous connection."""
+    params: dict[str, Any] = {"device": device_id, "low": start - max_segment, "end": end, "start": start}
+    params["limit"] = limit
+    if after is None:
+        return list(conn.execute(_PAGE, params).all())
+    params["after_start"], params["after_id"] = after
+    params["low"] = max(params["low"], after[0])
+    return list(conn.execute(_PAGE_AFTER, params).all())
+
+
+def hold_spans(conn: Connection, device_id: str, start: datetime, end: datetime) -> list[Any]:
+    """(hold_id, start_time, end_time) of the unreleased holds naming the device that overlap [start, end)
+    (active_holds_covering's holds, driver values), on a synchronous connection."""
+    return list(conn.execute(_HOLD_SPANS, {"device": device_id, "start": start, "end": end}).all())
