@@ -136,13 +136,6 @@ class ArchiveBase:
     async def after_index(self, s: AsyncSession, row: store.IndexedSegment) -> None:
         """Called in the indexing transaction of each newly indexed segment."""
 
-    async def holds_of(self, device_id: str, start: datetime, end: datetime) -> list[HoldSpan]:
-        """Active holds naming the device that overlap [start, end) (the holds part answers).
-
-        FindSegments no longer asks: it reads the hold spans in its page's transaction (store.hold_spans).
-        """
-        return []
-
     def workers(self, settings: Any, indexer: Any) -> list[tuple[str, Any]]:
         """The background workers the parts run (name, worker with run()/stop())."""
         return []

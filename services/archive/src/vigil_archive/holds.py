@@ -93,14 +93,6 @@ class Holds(ArchiveBase):
         await asyncio.to_thread(client.enable_object_legal_hold, bucket, key, version_id=version)
         await store.set_legal_hold(s, [row.row_id], True)
 
-    async def holds_of(self, device_id: str, start: datetime, end: datetime) -> list[Any]:
-        """Active holds naming the device that overlap [start, end): FindSegments names them per segment."""
-        async with self.read_sessions() as s:
-            return [
-                *await super().holds_of(device_id, start, end),
-                *await store.active_holds_covering(s, device_id, start, end),
-            ]
-
     # --- DeleteSegment (ARC-2) -----------------------------------------------------------------------
 
     async def DeleteSegment(
