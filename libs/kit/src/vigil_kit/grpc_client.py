@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
 from vigil_kit.grpc_server import MAX_RECEIVE_MESSAGE_BYTES
+
+S = TypeVar("S")
 
 TokenSource = str | Callable[[], str] | None
 
@@ -120,3 +122,57 @@ def make_channel(
         *options,
     ]
     return grpc.aio.insecure_channel(target, options=channel_options, interceptors=[*unary, *streaming])
+
+
+class ServiceStub(Generic[S]):
+    """Another Vigil service's stub, called as this service: the channel opens at first use with the
+    service's own token (make_channel), and `stub()` is None when no token is configured, so the caller
+    decides what a missing peer means (an absent sharing check, an Unavailable error)."""
+
+    def __init__(
+        self,
+        stub_class: Callable[[grpc.aio.Channel], S],
+        target: str,
+        *,
+        token: str,
+        timeout_s: float,
+        retry_methods: Sequence[str] = (),
+    ) -> None:
+        self._stub_class = stub_class
+        self._target = target
+        self._token = token
+        self._timeout_s = timeout_s
+        self._retry_methods = tuple(retry_methods)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: S | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        stub_class: Callable[[grpc.aio.Channel], S],
+        target: str,
+        settings: Any,
+        *,
+        timeout_s: float,
+        retry_methods: Sequence[str] = (),
+    ) -> ServiceStub[S]:
+        token = settings.service_token.get_secret_value() if settings.service_token else ""
+        return cls(stub_class, target, token=token, timeout_s=timeout_s, retry_methods=retry_methods)
+
+    def __call__(self) -> S | None:
+        if not self._token:
+            return None
+        if self._stub is None:
+            self._channel = make_channel(
+                self._target,
+                token=self._token,
+                default_timeout_s=self._timeout_s,
+                retry_methods=self._retry_methods,
+            )
+            self._stub = self._stub_class(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None

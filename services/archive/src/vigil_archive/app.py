@@ -23,12 +23,13 @@ from vigil_archive.holds import Holds
 from vigil_archive.indexer import INDEX_GROUP, Indexer
 from vigil_archive.integrity import Integrity
 from vigil_archive.playback import Viewing
+from vigil_archive.reconciler import GET_DEVICE
 from vigil_archive.renditions import MaskedRenditions
 from vigil_kit import topics
 from vigil_kit.auth import Principal
 from vigil_kit.consumer import IdempotentConsumer
 from vigil_kit.errors import Unavailable, format_error, from_rpc_error
-from vigil_kit.grpc_client import make_channel
+from vigil_kit.grpc_client import ServiceStub
 from vigil_kit.grpc_server import ServiceBinding
 from vigil_kit.service import ServiceContext, run_service
 from vigil_media.video import EncodeOptions
@@ -50,8 +51,12 @@ class GrantChecker:
     """Asks sharing's Authorize (as this service, naming the caller) whether a grant allows playback."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._stub: sharing_grpc.SharingServiceStub | None = None
+        self._sharing = ServiceStub.from_settings(
+            sharing_grpc.SharingServiceStub,
+            settings.sharing_addr,
+            settings,
+            timeout_s=settings.sharing_timeout_s,
+        )
 
     async def __call__(
         self,
@@ -62,16 +67,11 @@ class GrantChecker:
         *,
         action: int = sharing_pb.ACTION_PLAYBACK,
     ) -> sharing_pb.AuthorizeResponse | None:
-        token = self._settings.service_token.get_secret_value() if self._settings.service_token else ""
-        if not token:
+        stub = self._sharing()
+        if stub is None:
             return None
-        if self._stub is None:
-            channel = make_channel(
-                self._settings.sharing_addr, token=token, default_timeout_s=self._settings.sharing_timeout_s
-            )
-            self._stub = sharing_grpc.SharingServiceStub(channel)
         try:
-            return await self._stub.Authorize(
+            return await stub.Authorize(
                 sharing_pb.AuthorizeRequest(
                     action=action,
                     device_id=device_id,
@@ -93,28 +93,19 @@ class DeviceMasks:
 
     TTL_S = 30.0
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._stub: reg_grpc.RegistryServiceStub | None = None
+    def __init__(self, registry: ServiceStub[reg_grpc.RegistryServiceStub]) -> None:
+        self._registry = registry
         self._cache: dict[str, tuple[Polygons, float]] = {}
 
     async def __call__(self, device_id: str) -> Polygons:
         cached = self._cache.get(device_id)
         if cached is not None and time.monotonic() - cached[1] < self.TTL_S:
             return cached[0]
-        token = self._settings.service_token.get_secret_value() if self._settings.service_token else ""
-        if not token:
+        stub = self._registry()
+        if stub is None:
             raise Unavailable("the archive has no service token to ask the registry for the device's masks")
-        if self._stub is None:
-            channel = make_channel(
-                self._settings.registry_addr,
-                token=token,
-                default_timeout_s=self._settings.registry_timeout_s,
-                retry_methods=["/vigil.registry.v1.RegistryService/GetDevice"],
-            )
-            self._stub = reg_grpc.RegistryServiceStub(channel)
         try:
-            device = await self._stub.GetDevice(reg_pb.GetDeviceRequest(device_id=device_id))
+            device = await stub.GetDevice(reg_pb.GetDeviceRequest(device_id=device_id))
         except grpc.RpcError as exc:
             raise Unavailable(f"the registry could not say whether {device_id} has privacy masks") from exc
         polygons = tuple(tuple((pt.x, pt.y) for pt in mask.points) for mask in device.privacy_masks)
@@ -126,6 +117,14 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
     """The ArchiveService and its workers: the segment indexer (and the parts' own workers)."""
     settings = ctx.settings
     assert isinstance(settings, Settings)
+    # One registry client for the parts that ask it (privacy masks, reconciliation's device keys).
+    registry = ServiceStub.from_settings(
+        reg_grpc.RegistryServiceStub,
+        settings.registry_addr,
+        settings,
+        timeout_s=settings.registry_timeout_s,
+        retry_methods=[GET_DEVICE],
+    )
     deps = ArchiveDeps(
         sessions=ctx.sessions,
         minio=ctx.minio,
@@ -136,7 +135,8 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
         max_segment=timedelta(seconds=settings.max_segment_seconds),
         max_gaps=settings.max_coverage_gaps,
         extra={
-            "device_masks": DeviceMasks(settings),
+            "registry": registry,
+            "device_masks": DeviceMasks(registry),
             "presign_ttl_s": settings.presign_ttl_s,
             "max_playback_window": timedelta(seconds=settings.max_playback_window_s),
             "live_window_segments": settings.live_window_segments,

@@ -18,15 +18,17 @@ from datetime import timedelta
 from typing import Any
 
 from vigil.archive.v1 import archive_service_pb2 as pb
+from vigil.registry.v1 import registry_service_pb2_grpc as registry_grpc
 from vigil_archive import codec, dayroots, store
 from vigil_archive.api import ArchiveBase
 from vigil_archive.dayroots import DayRootWorker
 from vigil_archive.domain import ScrubPolicy
-from vigil_archive.reconciler import Reconciler, RegistryLookup
+from vigil_archive.reconciler import GET_DEVICE, Reconciler, RegistryLookup
 from vigil_archive.scrubber import Scrubber
 from vigil_archive.verification import Finding, StorageChecker, record_and_report
 from vigil_kit.auth import current_principal
 from vigil_kit.errors import InvalidArgument, NotFound
+from vigil_kit.grpc_client import ServiceStub
 
 VERIFY_ACTION = "archive.segments.verify"
 PROOF_ACTION = "archive.segment.proof"
@@ -66,13 +68,21 @@ class Integrity(ArchiveBase):
             interval_s=settings.scrub_interval_s,
             rng=random.Random(),
         )
-        token = settings.service_token.get_secret_value() if settings.service_token else ""
+        registry = self.deps.extra.get("registry")  # the service's one registry client (app.build)
+        if not isinstance(registry, ServiceStub):
+            registry = ServiceStub.from_settings(
+                registry_grpc.RegistryServiceStub,
+                settings.registry_addr,
+                settings,
+                timeout_s=settings.registry_timeout_s,
+                retry_methods=[GET_DEVICE],
+            )
         self.reconciler = Reconciler(
             self,
             self.sessions,
             self.deps.minio,
             indexer,
-            RegistryLookup(settings.registry_addr, token, settings.registry_timeout_s),
+            RegistryLookup(registry),
             self.clock,
             interval_s=settings.reconcile_interval_s,
             settle=timedelta(seconds=settings.reconcile_settle_s),

@@ -44,7 +44,7 @@ from vigil_archive.domain import DiscrepancyKind, MergeStats, ObjectVersion, Seg
 from vigil_archive.verification import SYSTEM_ACTOR, Finding, StorageChecker, hash_version, record_and_report
 from vigil_kit import objectstore
 from vigil_kit.errors import VigilError, from_rpc_error
-from vigil_kit.grpc_client import make_channel
+from vigil_kit.grpc_client import ServiceStub
 from vigil_kit.segment_header import UploadHeader, header_from_metadata, verify
 
 log = logging.getLogger(__name__)
@@ -81,23 +81,15 @@ class DeviceLookup(Protocol):
 class RegistryLookup:
     """RegistryService.GetDevice with the archive's service token; GetDevice is retried on UNAVAILABLE."""
 
-    def __init__(self, target: str, token: str, timeout_s: float) -> None:
-        self.target = target
-        self.token = token
-        self.timeout_s = timeout_s
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: registry_grpc.RegistryServiceStub | None = None
+    def __init__(self, registry: ServiceStub[registry_grpc.RegistryServiceStub]) -> None:
+        self._registry = registry
 
     async def get(self, device_id: str) -> DeviceFacts | None:
-        if not self.token:
+        stub = self._registry()
+        if stub is None:
             raise RegistryUnavailable("no service token: the registry cannot be asked")
-        if self._stub is None:
-            self._channel = make_channel(
-                self.target, token=self.token, default_timeout_s=self.timeout_s, retry_methods=[GET_DEVICE]
-            )
-            self._stub = registry_grpc.RegistryServiceStub(self._channel)
         try:
-            device = await self._stub.GetDevice(registry_pb.GetDeviceRequest(device_id=device_id))
+            device = await stub.GetDevice(registry_pb.GetDeviceRequest(device_id=device_id))
         except grpc.RpcError as e:
             err = from_rpc_error(e)  # type: ignore[arg-type]
             if err.code == grpc.StatusCode.NOT_FOUND:
@@ -106,9 +98,7 @@ class RegistryLookup:
         return DeviceFacts(device.device_id, device.public_key, device.owner_unit_id)
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = self._stub = None
+        await self._registry.close()
 
 
 @dataclass

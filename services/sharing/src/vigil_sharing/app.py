@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
-
 from vigil.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from vigil.sharing.v1 import sharing_service_pb2 as pb
 from vigil.sharing.v1 import sharing_service_pb2_grpc as pb_grpc
 from vigil_kit import topics
 from vigil_kit.consumer import IdempotentConsumer
-from vigil_kit.grpc_client import make_channel
+from vigil_kit.grpc_client import ServiceStub
 from vigil_kit.grpc_server import ServiceBinding
 from vigil_kit.service import ServiceContext, run_service
 from vigil_sharing import metrics, store
@@ -27,29 +25,6 @@ from vigil_sharing.subscribe import PartnerStreams
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEVICE_CACHE_GROUP = "sharing-device-cache"
-
-
-class RegistryClient:
-    """The registry stub, on a channel opened at first use with the service's own token."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: reg_grpc.RegistryServiceStub | None = None
-
-    def __call__(self) -> reg_grpc.RegistryServiceStub | None:
-        token = self._settings.service_token.get_secret_value() if self._settings.service_token else ""
-        if not token:
-            return None
-        if self._stub is None:
-            self._channel = make_channel(
-                self._settings.registry_addr,
-                token=token,
-                default_timeout_s=self._settings.registry_timeout_s,
-                retry_methods=["/vigil.registry.v1.RegistryService/GetDevice"],
-            )
-            self._stub = reg_grpc.RegistryServiceStub(self._channel)
-        return self._stub
 
 
 async def seed_principal_facts(ctx: ServiceContext, settings: Settings) -> None:
@@ -77,7 +52,13 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
     await book.load()  # serve decisions from the database's grants at once; LocalSync then follows the log
     devices = DeviceDirectory(
         ctx.sessions,
-        RegistryClient(settings),
+        ServiceStub.from_settings(
+            reg_grpc.RegistryServiceStub,
+            settings.registry_addr,
+            settings,
+            timeout_s=settings.registry_timeout_s,
+            retry_methods=["/vigil.registry.v1.RegistryService/GetDevice"],
+        ),
         timeout_s=settings.registry_timeout_s,
         read_sessions=reads,
         unknown_ttl_s=settings.unknown_device_ttl_s,
