@@ -24,9 +24,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import uuid6
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -49,7 +50,7 @@ from vigil_ingest.domain.upload import (
 from vigil_ingest.events import ACTION_ALARM, ACTION_UPLOAD, Publisher, segment_ingested
 from vigil_ingest.storage import MultipartUpload, ObjectStore
 from vigil_ingest.store import DeviceFacts, UploadRecord
-from vigil_kit import audit
+from vigil_kit import audit, db
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import (
     Aborted,
@@ -72,8 +73,13 @@ _DEVICE_ID = re.compile(r"[0-9]{20}")
 _NOT_AUDITED = (ResourceExhausted, Unavailable)
 # Uploads whose look-ups share one read transaction, and whose records share one commit, at most.
 GROUP_MAX = 64
+# How long the outbox relay's wake-up waits after a commit, so that the commits meanwhile go out in the
+# same relay round: a round (read, publish, delete) per group commit cost more than publishing its rows.
+# The events are committed either way; this only bounds how much later they reach the broker.
+RELAY_WAKE_DELAY_S = 0.02
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def _utc_now() -> datetime:
@@ -208,8 +214,12 @@ class IngestServicer:
         min_lock: timedelta = timedelta(hours=1),
         max_snapshot_bytes: int = 4 * 1024 * 1024,
         clock: Clock = _utc_now,
+        transactions: db.ThreadedTransactions | None = None,
     ) -> None:
         self.sessions = sessions
+        self._engine = sessions.kw["bind"]
+        self.transactions = transactions
+        self._relay_wake_pending = False
         self.devices = devices
         self.objects = objects
         self.publisher = publisher
@@ -423,10 +433,22 @@ class IngestServicer:
         self, keys: Sequence[tuple[str, int]]
     ) -> list[tuple[DeviceFacts | None, UploadRecord | None]]:
         """Each upload's cached device facts and stored record of its sequence, in one read."""
-        async with self._db, self.sessions() as s:
-            devices = await store.get_devices(s, (device_id for device_id, _ in keys))
-            stored = await store.get_uploads(s, keys)
+        async with self._db:
+            devices, stored = await self._transaction(lambda conn: store.lookup(conn, keys))
         return [(devices.get(device_id), stored.get((device_id, seq))) for device_id, seq in keys]
+
+    async def _transaction(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` in one transaction, committed when this returns.
+
+        On a SQLite file the whole transaction runs in one hand-off to the kit's transaction thread
+        (vigil_kit.db.ThreadedTransactions): the async driver's thread round trip per statement, cursor
+        and commit, and the ORM's unit of work, had been most of ingest's own CPU per segment. Elsewhere
+        (PostgreSQL, in-memory SQLite) the same synchronous work runs on the async engine's connection.
+        """
+        if self.transactions is not None:
+            return await self.transactions.run(work)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(work)
 
     async def _record_batch(self, batch: Sequence[_Recording]) -> list[BaseException | None]:
         """The records of uploads stored meanwhile, in one transaction: each upload's row, its
@@ -434,11 +456,13 @@ class IngestServicer:
         its sequence first) must not fail the others: then each is recorded alone, and the conflict
         goes back to its own caller as the IntegrityError it met."""
         try:
-            async with self._db, self.sessions.begin() as s:
-                # The rows first, in one statement; then the outbox rows, flushed together at commit.
-                await store.add_uploads(s, [r.record for r in batch])
-                for r in batch:
-                    self._publish(s, r)
+            # The rows are built before the transaction (protobuf encoding needs no lock); then the
+            # upload rows and the outbox rows go in as one executemany each, and commit together.
+            records = [r.record for r in batch]
+            rows = [row for r in batch for row in self._outbox_rows(r)]
+            async with self._db:
+                await self._transaction(lambda conn: store.record_uploads(conn, records, rows))
+            self._wake_relay()
             return [None] * len(batch)
         except IntegrityError as e:
             if len(batch) == 1:
@@ -455,22 +479,36 @@ class IngestServicer:
                 out.append(e)
         return out
 
-    def _publish(self, s: AsyncSession, r: _Recording) -> None:
+    def _wake_relay(self) -> None:
+        if self._relay_wake_pending:
+            return
+        self._relay_wake_pending = True
+
+        def wake() -> None:
+            self._relay_wake_pending = False
+            self.publisher.notify()
+
+        asyncio.get_running_loop().call_later(RELAY_WAKE_DELAY_S, wake)
+
+    def _outbox_rows(self, r: _Recording) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The upload's SegmentIngested and its audit record (AUD-1), as outbox rows."""
         record, upload, segment = r.record, r.upload, r.upload.segment
-        self.publisher.segment_ingested(
-            s,
-            segment_ingested(record, upload, owner_unit_id=r.device.owner_unit_id, uploader=r.principal),
+        uploader = r.principal.to_proto()
+        event = self.publisher.segment_ingested_row(
+            segment_ingested(record, upload, owner_unit_id=r.device.owner_unit_id, uploader=uploader),
             event_id=record.event_id,
         )
-        self.publisher.audit(
-            s,
-            actor=r.principal,
+        audit_record = audit.build_record(
+            actor=uploader,
             action=ACTION_UPLOAD,
+            source_service=self.publisher.source,
+            decision=audit.ALLOWED,
             resources={"device_ids": [segment.device_id], "segment_ids": [record.version_id]},
             footage=(segment.start, segment.end),
             attributes=_upload_attributes(upload, key=record.object_key, version_id=record.version_id),
             now=record.ingest_time,
         )
+        return event, self.publisher.audit_row(audit_record)
 
     async def _audit_refusal(
         self, principal: Principal, err: VigilError, upload: UploadHeader | None

@@ -70,6 +70,7 @@ async def build(ctx: ServiceContext, *, clock: Callable[[], datetime] = _utc_now
         min_lock=timedelta(seconds=settings.min_lock_s),
         max_snapshot_bytes=settings.max_snapshot_bytes,
         clock=clock,
+        transactions=ctx.transactions,
     )
     return [
         ServiceBinding(

@@ -375,10 +375,13 @@ async def throughput_figures(ctx: BenchContext, pool: list[PoolSegment]) -> list
             await ingest_round(stack, watch, pool, conc * 2, conc)
             raw: list[Round] = []
             ing: list[Round] = []
+            timed_cpu = 0.0
             # Two interleaved rounds per side, so a burst of load from elsewhere hits both alike.
             for half in (n // 2, n - n // 2):
                 raw.append(await asyncio.to_thread(raw_put_round, ctx.s3_endpoint, pool, half, conc))
+                cpu0 = cpu_seconds(stack.pid)
                 ing.append(await ingest_round(stack, watch, pool, half, conc))
+                timed_cpu += cpu_seconds(stack.pid) - cpu0
         cpu = cpu_seconds(stack.pid)
     finally:
         await asyncio.to_thread(stack.ingest.stop)  # type: ignore[attr-defined]
@@ -400,7 +403,7 @@ async def throughput_figures(ctx: BenchContext, pool: list[PoolSegment]) -> list
         "metadata, same moto server, same run. Upload latency p50/p99: ingest "
         f"{percentile(li, 50) * 1000:.0f}/{percentile(li, 99) * 1000:.0f} ms, raw "
         f"{percentile(lr, 50) * 1000:.0f}/{percentile(lr, 99) * 1000:.0f} ms; ingest process CPU "
-        f"{cpu:.1f} s in all. {_load_note()}"
+        f"{cpu:.1f} s in all, {timed_cpu / n * 1000:.1f} ms per segment in the timed rounds. {_load_note()}"
     )
     return [
         Figure.measured(

@@ -1,13 +1,18 @@
 """What ingest publishes: SegmentIngested and AlarmRaised events and its audit records, via the outbox.
 
 Every write goes into the caller's session, so an event and its audit record commit (or vanish)
-with the upload record they describe. Ingest consumes the registry's events (see devices.py).
+with the upload record they describe. The upload path's group commit writes the same outbox rows
+itself (`outbox_row`, `Publisher.*_row`), in one statement with its upload rows. Ingest consumes the
+registry's events (see devices.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
 
 from vigil.common.v1 import identity_pb2
 from vigil.ingest.v1 import events_pb2
@@ -16,7 +21,7 @@ from vigil_ingest import codec
 from vigil_ingest.domain.container import Container
 from vigil_ingest.domain.upload import UploadHeader
 from vigil_ingest.store import UploadRecord
-from vigil_kit import audit, outbox, topics
+from vigil_kit import audit, cloudevents, outbox, topics
 from vigil_kit.auth import Principal
 
 SOURCE = "ingest"
@@ -26,7 +31,11 @@ ACTION_ALARM = "ingest.alarm.report"
 
 
 def segment_ingested(
-    record: UploadRecord, upload: UploadHeader, *, owner_unit_id: str, uploader: Principal
+    record: UploadRecord,
+    upload: UploadHeader,
+    *,
+    owner_unit_id: str,
+    uploader: Principal | identity_pb2.Principal,
 ) -> events_pb2.SegmentIngested:
     return events_pb2.SegmentIngested(
         device_id=record.device_id,
@@ -46,8 +55,25 @@ def segment_ingested(
         signature=upload.signature,
         owner_unit_id=owner_unit_id,
         ingest_time=codec.ts(record.ingest_time),
-        uploader=uploader.to_proto(),
+        uploader=uploader if isinstance(uploader, identity_pb2.Principal) else uploader.to_proto(),
     )
+
+
+def outbox_row(
+    *, topic: str, key: str, message: Message, source: str, subject: str, event_id: str, now: datetime
+) -> dict[str, Any]:
+    """One row of vigil_kit.outbox's table exactly as outbox.enqueue writes it (`source` is the CloudEvents
+    source, cloudevents.source_for(service)), for a caller that inserts many rows in one statement."""
+    return {
+        "event_id": event_id,
+        "topic": topic,
+        "key": key,
+        "ce_type": message.DESCRIPTOR.full_name,
+        "source": source,
+        "subject": subject,
+        "payload": message.SerializeToString(),
+        "created_at": now,
+    }
 
 
 class Publisher:
@@ -56,6 +82,38 @@ class Publisher:
     def __init__(self, notifier: Callable[[], None] | None = None, source: str = SOURCE) -> None:
         self.notifier = notifier
         self.source = source
+        self._ce_source = cloudevents.source_for(source)
+
+    def notify(self) -> None:
+        """Rows written outside enqueue() were committed: wake the relay (what enqueue's hook does)."""
+        if self.notifier is not None:
+            self.notifier()
+
+    def segment_ingested_row(self, message: events_pb2.SegmentIngested, *, event_id: str) -> dict[str, Any]:
+        """The outbox row segment_ingested() would add (same topic, key, subject and event id)."""
+        return outbox_row(
+            topic=topics.INGEST_SEGMENTS,
+            key=message.device_id,
+            message=message,
+            source=self._ce_source,
+            subject=message.key,
+            event_id=event_id,
+            now=datetime.now(UTC),
+        )
+
+    def audit_row(self, record: audit.AuditRecord) -> dict[str, Any]:
+        """The outbox row audit.write_audit would add for `record` (topic, key and event id = record id)."""
+        if not record.record_id:
+            raise ValueError("an audit record needs its record_id (use audit.build_record)")
+        return outbox_row(
+            topic=topics.AUDIT_RECORDS,
+            key=record.record_id,
+            message=record,
+            source=cloudevents.source_for(record.source_service),
+            subject=record.action,
+            event_id=record.record_id,
+            now=datetime.now(UTC),
+        )
 
     def segment_ingested(self, session: object, message: events_pb2.SegmentIngested, *, event_id: str) -> str:
         return outbox.enqueue(

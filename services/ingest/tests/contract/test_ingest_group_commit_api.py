@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from vigil_ingest import codec, store
@@ -16,6 +17,7 @@ from vigil_ingest.domain.upload import UploadLimits
 from vigil_ingest.events import Publisher
 from vigil_ingest.store import UploadRecord
 from vigil_kit.auth import Principal
+from vigil_kit.migrations import outbox_table
 
 from .conftest import HOSPITAL, Ingest, ts_packets
 
@@ -28,10 +30,12 @@ GATEWAY = Principal(
 )
 
 
-def servicer(ingest: Ingest) -> IngestServicer:
-    """A servicer over the running ingest's database (its storage and registry are not used here)."""
+def servicer(ingest: Ingest, *, threaded: bool = False) -> IngestServicer:
+    """A servicer over the running ingest's database (its storage and registry are not used here); with
+    `threaded`, its transactions run on the service's transaction thread, as in the service itself."""
     assert ingest.context is not None
     return IngestServicer(
+        transactions=ingest.context.transactions if threaded else None,
         sessions=ingest.context.sessions,
         devices=None,  # type: ignore[arg-type]
         objects=None,  # type: ignore[arg-type]
@@ -118,3 +122,50 @@ async def test_concurrent_uploads_of_many_devices_are_each_stored_with_one_event
     audited = [r for r in await ingest.audits(decision=1) if r.action == "ingest.segment.upload"]
     assert sorted(r.resources.device_ids[0] for r in audited) == sorted(dids)
     assert len(await ingest.upload_rows()) == 6
+
+
+async def test_records_written_at_the_driver_level_read_back_through_the_orm_and_the_lookup_alike(
+    ingest: Ingest,
+) -> None:
+    did = await ingest.seed_device()
+    batch = [await recording(ingest, did, seq) for seq in (7, 8)]
+    svc = servicer(ingest, threaded=True)
+    assert svc.transactions is not None  # the service's SQLite file: the threaded path is the one tested
+
+    assert await svc._record_batch(batch) == [None, None]
+
+    looked_up = await svc._lookup_batch([(did, 7), (did, 8), (did, 9)])
+    assert ingest.context is not None
+    async with ingest.context.sessions() as s:
+        orm = await store.get_uploads(s, [(did, 7), (did, 8)])
+        device = await store.get_device(s, did)
+    assert [stored for _, stored in looked_up] == [orm[(did, 7)], orm[(did, 8)], None]
+    assert [r.record for r in batch] == [orm[(did, 7)], orm[(did, 8)]]
+    assert all(facts == device for facts, _ in looked_up)
+
+
+async def test_outbox_rows_of_a_group_commit_are_the_rows_outbox_enqueue_would_write(ingest: Ingest) -> None:
+    did = await ingest.seed_device()
+    batch = [await recording(ingest, did, 1)]
+
+    assert await servicer(ingest, threaded=True)._record_batch(batch) == [None]
+
+    assert ingest.context is not None
+    async with ingest.context.sessions() as s:
+        rows = (await s.execute(select(outbox_table).order_by(outbox_table.c.id))).all()
+    event, audit_row = rows
+    record = batch[0].record
+    assert (event.event_id, event.topic, event.key, event.subject) == (
+        record.event_id,
+        "vigil.ingest.segments.v1",
+        did,
+        record.object_key,
+    )
+    assert event.ce_type == "vigil.ingest.v1.SegmentIngested" and event.source == "//vigil/ingest"
+    assert (audit_row.topic, audit_row.key, audit_row.event_id) == (
+        "vigil.audit.records.v1",
+        audit_row.event_id,
+        audit_row.key,
+    )
+    assert audit_row.subject == "ingest.segment.upload"
+    assert all(abs(r.created_at - record.ingest_time) < timedelta(minutes=1) for r in rows)
