@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,6 +113,21 @@ def build_record(
     for k, v in (attributes or {}).items():
         record.attributes[k] = v
     return record
+
+
+def audit_row(record: audit_record_pb2.AuditRecord, created_at: datetime | None = None) -> dict[str, Any]:
+    """The outbox row write_audit adds (key and event id = record id), as column values (outbox.event_row)."""
+    if not record.record_id:
+        raise ValueError("an audit record needs its record_id (use build_record)")
+    return outbox.event_row(
+        topic=topics.AUDIT_RECORDS,
+        key=record.record_id,
+        message=record,
+        source_service=record.source_service,
+        subject=record.action,
+        event_id=record.record_id,
+        created_at=created_at,
+    )
 
 
 def write_audit(

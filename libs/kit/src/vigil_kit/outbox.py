@@ -74,22 +74,38 @@ def enqueue(
     Nothing is published unless the caller commits. `subject` defaults to `key`. `notifier`
     (e.g. OutboxRelay.notify) is called after the commit so an in-process relay wakes at once.
     """
-    event_id = event_id or cloudevents.new_event_id()
-    session.add(
-        OutboxRow(
-            event_id=event_id,
-            topic=topic,
-            key=key,
-            ce_type=message.DESCRIPTOR.full_name,
-            source=cloudevents.source_for(source_service),
-            subject=key if subject is None else subject,
-            payload=message.SerializeToString(),
-            created_at=datetime.now(UTC),
-        )
+    row = event_row(
+        topic=topic, key=key, message=message, source_service=source_service, subject=subject, event_id=event_id
     )
+    session.add(OutboxRow(**row))
     if notifier is not None:
         _notify_after_commit(session, notifier)
-    return event_id
+    return row["event_id"]
+
+
+def event_row(
+    *,
+    topic: str,
+    key: str,
+    message: Message,
+    source_service: str,
+    subject: str | None = None,
+    event_id: str | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The outbox row enqueue() adds, as column values: for a writer that inserts many rows in one
+    statement (`conn.execute(outbox_table.insert(), rows)`) or on a synchronous connection. The caller
+    wakes the relay after its commit."""
+    return {
+        "event_id": event_id or cloudevents.new_event_id(),
+        "topic": topic,
+        "key": key,
+        "ce_type": message.DESCRIPTOR.full_name,
+        "source": cloudevents.source_for(source_service),
+        "subject": key if subject is None else subject,
+        "payload": message.SerializeToString(),
+        "created_at": created_at or datetime.now(UTC),
+    }
 
 
 def _notify_after_commit(session: AsyncSession, notifier: Callable[[], None]) -> None:

@@ -27,7 +27,7 @@ from vigil.common.v1 import time_range_pb2
 from vigil.sharing.v1 import sharing_service_pb2 as sharing_pb
 from vigil_archive import access, codec, metrics, store
 from vigil_archive.domain import CoverageScan
-from vigil_kit import audit, cloudevents, db, outbox, topics
+from vigil_kit import audit, db, outbox, topics
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import InvalidArgument, Unavailable, VigilError
 from vigil_kit.groupcommit import GroupCommit
@@ -47,8 +47,6 @@ READ_BATCH_MAX = 64
 # and delete transactions) per page. The record is committed before the answer either way (ACC-1).
 RELAY_WAKE_DELAY_S = 0.05
 
-_AUDIT_TYPE = audit_record_pb2.AuditRecord.DESCRIPTOR.full_name
-_AUDIT_SOURCE = cloudevents.source_for(SOURCE)
 _OUTBOX_INSERT = outbox_table.insert()
 
 Clock = Callable[[], datetime]
@@ -208,7 +206,7 @@ class ArchiveBase:
                 results.append(result)
             # The rows audit.write_audit would add (topic, key and event id = record id), in one statement.
             now = datetime.now(UTC)
-            conn.execute(_OUTBOX_INSERT, [_audit_outbox_row(read.record, now) for read in reads])
+            conn.execute(_OUTBOX_INSERT, [audit.audit_row(read.record, now) for read in reads])
             return results
 
         if self.deps.transactions is not None:
@@ -394,19 +392,6 @@ def _encode_cursor(device_id: str, start: datetime, end: datetime, last_start: d
 
 def _covering(holds: list[HoldSpan], row: Any) -> list[str]:
     return [h.hold_id for h in holds if h.start < row.end_time and row.start_time < h.end]
-
-
-def _audit_outbox_row(record: audit_record_pb2.AuditRecord, now: datetime) -> dict[str, object]:
-    return {
-        "event_id": record.record_id,
-        "topic": topics.AUDIT_RECORDS,
-        "key": record.record_id,
-        "ce_type": _AUDIT_TYPE,
-        "source": _AUDIT_SOURCE,
-        "subject": record.action,
-        "payload": record.SerializeToString(),
-        "created_at": now,
-    }
 
 
 def _decode_cursor(token: str, device_id: str, start: datetime, end: datetime) -> tuple[datetime, int] | None:

@@ -2,17 +2,15 @@
 
 Every write goes into the caller's session, so an event and its audit record commit (or vanish)
 with the upload record they describe. The upload path's group commit writes the same outbox rows
-itself (`outbox_row`, `Publisher.*_row`), in one statement with its upload rows. Ingest consumes the
+itself (`Publisher.*_row`, from vigil_kit.outbox.event_row), in one statement with its upload rows. Ingest consumes the
 registry's events (see devices.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from google.protobuf.message import Message
 
 from vigil.common.v1 import identity_pb2
 from vigil.ingest.v1 import events_pb2
@@ -21,7 +19,7 @@ from vigil_ingest import codec
 from vigil_ingest.domain.container import Container
 from vigil_ingest.domain.upload import UploadHeader
 from vigil_ingest.store import UploadRecord
-from vigil_kit import audit, cloudevents, outbox, topics
+from vigil_kit import audit, outbox, topics
 from vigil_kit.auth import Principal
 
 SOURCE = "ingest"
@@ -59,30 +57,12 @@ def segment_ingested(
     )
 
 
-def outbox_row(
-    *, topic: str, key: str, message: Message, source: str, subject: str, event_id: str, now: datetime
-) -> dict[str, Any]:
-    """One row of vigil_kit.outbox's table exactly as outbox.enqueue writes it (`source` is the CloudEvents
-    source, cloudevents.source_for(service)), for a caller that inserts many rows in one statement."""
-    return {
-        "event_id": event_id,
-        "topic": topic,
-        "key": key,
-        "ce_type": message.DESCRIPTOR.full_name,
-        "source": source,
-        "subject": subject,
-        "payload": message.SerializeToString(),
-        "created_at": now,
-    }
-
-
 class Publisher:
     """Enqueues ingest events and audit records in a session; wakes the relay after commit."""
 
     def __init__(self, notifier: Callable[[], None] | None = None, source: str = SOURCE) -> None:
         self.notifier = notifier
         self.source = source
-        self._ce_source = cloudevents.source_for(source)
 
     def notify(self) -> None:
         """Rows written outside enqueue() were committed: wake the relay (what enqueue's hook does)."""
@@ -91,29 +71,18 @@ class Publisher:
 
     def segment_ingested_row(self, message: events_pb2.SegmentIngested, *, event_id: str) -> dict[str, Any]:
         """The outbox row segment_ingested() would add (same topic, key, subject and event id)."""
-        return outbox_row(
+        return outbox.event_row(
             topic=topics.INGEST_SEGMENTS,
             key=message.device_id,
             message=message,
-            source=self._ce_source,
+            source_service=self.source,
             subject=message.key,
             event_id=event_id,
-            now=datetime.now(UTC),
         )
 
     def audit_row(self, record: audit.AuditRecord) -> dict[str, Any]:
         """The outbox row audit.write_audit would add for `record` (topic, key and event id = record id)."""
-        if not record.record_id:
-            raise ValueError("an audit record needs its record_id (use audit.build_record)")
-        return outbox_row(
-            topic=topics.AUDIT_RECORDS,
-            key=record.record_id,
-            message=record,
-            source=cloudevents.source_for(record.source_service),
-            subject=record.action,
-            event_id=record.record_id,
-            now=datetime.now(UTC),
-        )
+        return audit.audit_row(record)
 
     def segment_ingested(self, session: object, message: events_pb2.SegmentIngested, *, event_id: str) -> str:
         return outbox.enqueue(

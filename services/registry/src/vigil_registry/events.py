@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.registry.v1 import events_pb2
-from vigil_kit import audit, cloudevents, outbox, topics
+from vigil_kit import audit, outbox, topics
 from vigil_kit.auth import Principal
 from vigil_kit.migrations import outbox_table
 from vigil_registry.codec import duration, ts
@@ -58,19 +58,15 @@ class Publisher:
         """
         if not items:
             return []
-        source = cloudevents.source_for(self.source)
         now = datetime.now(UTC)
         rows = [
-            {
-                "event_id": cloudevents.new_event_id(),
-                "topic": topics.REGISTRY_EVENTS,
-                "key": key,
-                "ce_type": message.DESCRIPTOR.full_name,
-                "source": source,
-                "subject": key,
-                "payload": message.SerializeToString(),
-                "created_at": now,
-            }
+            outbox.event_row(
+                topic=topics.REGISTRY_EVENTS,
+                key=key,
+                message=message,
+                source_service=self.source,
+                created_at=now,
+            )
             for key, message in items
         ]
         await session.execute(outbox_table.insert(), rows)

@@ -60,7 +60,6 @@ _AUDIT_ACTIONS = {
     "ACTION_EXPORT": "video.export",
     "ACTION_SUBSCRIBE_EVENTS": "events.subscribe",
 }
-_AUDIT_RECORD_TYPE = audit_record_pb2.AuditRecord.DESCRIPTOR.full_name
 # The outbox relay is woken for Authorize's audit records at most this often (see DecisionLog).
 RELAY_WAKE_S = 0.02
 _LOG_FAILED = Decision(False, "the decision could not be logged, so access is refused", "ACC-1")
@@ -113,19 +112,7 @@ class DecisionLog:
 
     async def _commit(self, records: Sequence[audit_record_pb2.AuditRecord]) -> list[str]:
         now = datetime.now(UTC)
-        rows = [
-            {
-                "event_id": r.record_id,
-                "topic": topics.AUDIT_RECORDS,
-                "key": r.record_id,
-                "ce_type": _AUDIT_RECORD_TYPE,
-                "source": cloudevents.source_for(r.source_service),
-                "subject": r.action,
-                "payload": r.SerializeToString(),
-                "created_at": now,
-            }
-            for r in records
-        ]
+        rows = [audit.audit_row(r, now) for r in records]
         if self._transactions is not None:
             await self._transactions.run(lambda conn: conn.execute(self._insert, rows))
         else:
