@@ -169,3 +169,7 @@ def test_footage_older_than_retention_is_a_finding_unless_held() -> None:
     assert rules.coverage_findings([held], now, Thresholds()) == []
     fresh = DeviceCoverage("d1", "C", 60, 100.0, T0, now, ())
     assert rules.coverage_findings([fresh], now, Thresholds()) == []
+
+
+def test_the_scan_filter_names_every_scanned_action_and_only_those() -> None:
+    assert set(rules.SCAN_FILTER) == rules.SCANNED_ACTIONS

@@ -89,6 +89,18 @@ SCANNED_ACTIONS = frozenset(
     {*REGISTER_ACTIONS, DELETE_ACTION, VIOLATION_ACTION, *ACCESS_ACTIONS, *DECISION_ACTIONS}
 )
 DENIED, ALLOWED = "DECISION_DENIED", "DECISION_ALLOWED"
+# Which of each scanned action's records LogRules.add can act on; it only counts the others, so the scan
+# need not read them (a unit test holds add() to this): every record of an access or an integrity
+# violation, only the refusals of registrations and deletions (REG-1/3, ARC-2), only the sharing
+# decisions naming a grant (ACC-3).
+EVERY, REFUSED, NAMING_GRANT = "every", "refused", "naming_grant"
+SCAN_FILTER = {
+    **dict.fromkeys(REGISTER_ACTIONS, REFUSED),
+    DELETE_ACTION: REFUSED,
+    VIOLATION_ACTION: EVERY,
+    **dict.fromkeys(ACCESS_ACTIONS, EVERY),
+    **dict.fromkeys(DECISION_ACTIONS, NAMING_GRANT),
+}
 
 _US_PER_HOUR = 3600 * 1_000_000
 _US_PER_DAY = 24 * _US_PER_HOUR
@@ -366,6 +378,10 @@ class LogRules:
         b = (rec.time_us - self.start_us) // self.bucket_us
         if 0 <= b < len(series):
             series[b] += 1
+
+    def count_unread(self, n: int) -> None:
+        """Records of the range the scan did not read, as SCAN_FILTER allows: scanned, and no finding."""
+        self.scanned += n
 
     def access_series(self) -> dict[str, list[int]]:
         """Footage accesses per department (the actor's unit) per bucket, departments sorted."""

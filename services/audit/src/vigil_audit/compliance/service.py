@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -128,9 +129,12 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
                 await self.reads.records_of(rules.GRANT_ACTIONS, before_us=end_us)
             )
             log_rules = rules.LogRules(self.t, grants, start_us, end_us)
-            async for page in self.reads.scan(rules.SCANNED_ACTIONS, start_us, end_us):
-                for rec in page:
-                    log_rules.add(rec)
+            async with aclosing(self.reads.scan(rules.SCAN_FILTER, start_us, end_us)) as pages:
+                async for page, unread in pages:
+                    add = log_rules.add
+                    for rec in page:
+                        add(rec)
+                    log_rules.count_unread(unread)
             findings = log_rules.findings()
             for f in findings:
                 if f.kind == rules.ACCESS_OUTSIDE_GRANT:
@@ -222,34 +226,36 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
         self, devices: list[rpb.Device], start_us: int, end_us: int, notes: list[str]
     ) -> list[DeviceCoverage]:
         window = time_range_pb2.TimeRange(start_time=_ts(start_us), end_time=_ts(end_us))
-        gate = asyncio.Semaphore(self.up.coverage_concurrency)
         failed: dict[str, int] = {}
         async with make_channel(
             self.up.archive_addr, token=self.up.token, default_timeout_s=self.up.timeout_s
         ) as channel:
-            stub = apb_grpc.ArchiveServiceStub(channel)
+            call = apb_grpc.ArchiveServiceStub(channel).GetCoverage
+            got: list[DeviceCoverage | None] = [None] * len(devices)
+            todo = iter(enumerate(devices))
+            category = rpb.PlaceCategory.Name
 
-            async def one(d: rpb.Device) -> DeviceCoverage | None:
-                async with gate:
+            async def worker() -> None:
+                # A fixed set of callers taking the next device (not a task per device): at most
+                # coverage_concurrency calls in flight.
+                for i, d in todo:
                     try:
-                        c = await stub.GetCoverage(
-                            apb.GetCoverageRequest(device_id=d.device_id, range=window)
-                        )
+                        c = await call(apb.GetCoverageRequest(device_id=d.device_id, range=window))
                     except grpc.RpcError as e:
                         code = e.code().name  # type: ignore[attr-defined]
                         failed[code] = failed.get(code, 0) + 1
-                        return None
-                return DeviceCoverage(
-                    d.device_id,
-                    rpb.PlaceCategory.Name(d.site.place_category),
-                    d.retention_days,
-                    c.percent_covered,
-                    _us(c.earliest) if c.HasField("earliest") else None,
-                    _us(c.latest) if c.HasField("latest") else None,
-                    tuple((_us(g.start_time), _us(g.end_time)) for g in c.gaps),
-                )
+                        continue
+                    got[i] = DeviceCoverage(
+                        d.device_id,
+                        category(d.site.place_category),
+                        d.retention_days,
+                        c.percent_covered,
+                        _us(c.earliest) if c.HasField("earliest") else None,
+                        _us(c.latest) if c.HasField("latest") else None,
+                        tuple((_us(g.start_time), _us(g.end_time)) for g in c.gaps),
+                    )
 
-            got = await asyncio.gather(*(one(d) for d in devices))
+            await asyncio.gather(*(worker() for _ in range(min(self.up.coverage_concurrency, len(devices)))))
         for code, n in sorted(failed.items()):
             notes.append(f"archive coverage of {n} device{'s' if n != 1 else ''}: {code}")
         return [c for c in got if c is not None]
@@ -265,20 +271,21 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
             ]
         found = rules.coverage_findings(coverage, now_us, self.t)
         by_device = {c.device_id: c for c in coverage}
+        # The uploads bordering each cited gap, and the oldest upload of footage kept past expiry: looked
+        # up together, then cited in this order per finding.
+        asked: list[tuple[Finding, tuple[str, int | None, int | None]]] = []
         for f in found:
             c = by_device[f.subject_ids[0]]
             if f.kind == rules.RECORDING_GAP:
                 for gap in rules.interior_gaps(c)[:GAPS_CITED]:
-                    for rid in (
-                        await self.reads.footage_edge(c.device_id, UPLOAD_ACTION, ends_by_us=gap[0]),
-                        await self.reads.footage_edge(c.device_id, UPLOAD_ACTION, starts_from_us=gap[1]),
-                    ):
-                        if rid and rid not in f.evidence:
-                            f.evidence.append(rid)
+                    asked.append((f, (c.device_id, gap[0], None)))
+                    asked.append((f, (c.device_id, None, gap[1])))
             elif f.kind == rules.FOOTAGE_PAST_EXPIRY and c.earliest_us is not None:
-                rid = await self.reads.footage_edge(c.device_id, UPLOAD_ACTION, starts_from_us=c.earliest_us)
-                if rid:
-                    f.evidence.append(rid)
+                asked.append((f, (c.device_id, None, c.earliest_us)))
+        edges = await self.reads.footage_edges(UPLOAD_ACTION, [edge for _, edge in asked])
+        for (f, _), rid in zip(asked, edges, strict=True):
+            if rid and rid not in f.evidence:
+                f.evidence.append(rid)
         return found
 
     async def _registry_findings(self, s: rpb.ComplianceSummary) -> list[Finding]:
