@@ -169,7 +169,10 @@ def _attributes_json(attrs: Mapping[str, str]) -> str:
     keys = sorted(attrs)
     # JCS orders keys by UTF-16 code units, Python's str order is by code points: they differ only
     # when a key has a character above U+FFFF (more UTF-16 units than characters).
-    if any(len(k) != len(k.encode("utf-16-le", "surrogatepass")) >> 1 for k in keys):
+    # (ASCII keys, the usual case, cannot: one C call per key tells.)
+    if not all(map(str.isascii, keys)) and any(
+        len(k) != len(k.encode("utf-16-le", "surrogatepass")) >> 1 for k in keys
+    ):
         keys.sort(key=_utf16_key)
     return ",".join([_escape(k) + ":" + _escape(attrs[k]) for k in keys])
 

@@ -210,6 +210,8 @@ def prepare_leaf(record: audit_record_pb2.AuditRecord) -> PreparedLeaf:
     return PreparedLeaf(c.record_id, leaf, digest, row, tuple(refs))
 
 
+_REF_COLUMNS = ("kind", "ref_id", "leaf_index")
+_NODE_COLUMNS = ("level", "idx", "hash")
 _LEAF_COLUMNS = (
     "leaf_index",
     "record_id",
@@ -224,47 +226,81 @@ _LEAF_COLUMNS = (
 )
 
 
-# Rows per multi-row INSERT on SQLite: ~5,000 host parameters, well under SQLite's limit (32,766).
-_SQLITE_ROWS_PER_INSERT = 500
+# Host parameters per multi-row INSERT on SQLite: its default limit since 3.32 (a build may allow more).
+_SQLITE_MAX_PARAMS = 32_766
+# The statement texts by (table, columns, rows), so the sqlite3 module's statement cache keeps them compiled.
+_SQLITE_INSERTS: dict[tuple[str, tuple[str, ...], int], str] = {}
+
+
+def _sqlite_insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    key = (table, columns, rows)
+    sql = _SQLITE_INSERTS.get(key)
+    if sql is None:
+        one = f"({', '.join('?' for _ in columns)})"
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ",".join([one] * rows)
+        if len(_SQLITE_INSERTS) < 256:
+            _SQLITE_INSERTS[key] = sql
+    return sql
 
 
 def _sqlite_insert_many(
     conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Any]
 ) -> None:
-    """Insert ``rows`` with multi-row INSERTs; runs in the driver's thread (see _bulk_insert)."""
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    one = f"({', '.join('?' for _ in columns)})"
-    step = _SQLITE_ROWS_PER_INSERT
-    full = head + ",".join([one] * step)
+    """Insert ``rows`` with as few multi-row INSERTs as SQLite's parameter limit allows (driver's thread)."""
+    columns = tuple(columns)
+    step = max(1, _SQLITE_MAX_PARAMS // len(columns))
     for start in range(0, len(rows), step):
         chunk = rows[start : start + step]
-        sql = full if len(chunk) == step else head + ",".join([one] * len(chunk))
-        conn.execute(sql, [value for row in chunk for value in row])
+        conn.execute(
+            _sqlite_insert_sql(table, columns, len(chunk)), [value for row in chunk for value in row]
+        )
+
+
+def _sqlite_insert_tables(
+    conn: sqlite3.Connection, inserts: Sequence[tuple[str, Sequence[str], Sequence[Any]]]
+) -> None:
+    for table, columns, rows in inserts:
+        if rows:
+            _sqlite_insert_many(conn, table, columns, rows)
 
 
 async def _bulk_insert(
     conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """Insert many rows in the connection's open transaction, by the driver's fastest path.
+    """Insert many rows of one table in the connection's open transaction (see _bulk_insert_tables)."""
+    await _bulk_insert_tables(conn, [(table, columns, rows)])
+
+
+async def _bulk_insert_tables(
+    conn: AsyncConnection, inserts: Sequence[tuple[Table, Sequence[str], Sequence[Sequence[Any]]]]
+) -> None:
+    """Insert many rows into several tables, in order, in the connection's open transaction.
 
     The log appends ~5 rows per record at >= 10,000 records a second, where SQLAlchemy's per-row
-    parameter processing alone would cost more than the database. PostgreSQL gets a binary COPY. SQLite
-    gets multi-row INSERTs of 500 rows, in one call to the driver's thread: executemany would step each
-    row separately, and the sqlite3 module releases the GIL around every step and must take it back
-    after, which, while the event loop encodes the next batch, costs up to the interpreter's switch
-    interval (5 ms) per row; one step per 500 rows lets SQLite work beside the loop. Both run inside
-    the transaction SQLAlchemy has already begun on this connection (the caller has executed a
-    statement in it first, so asyncpg's transaction is open).
+    parameter processing alone would cost more than the database. PostgreSQL gets a binary COPY per
+    table. SQLite gets multi-row INSERTs as large as its parameter limit allows, all in ONE call to the
+    driver's thread: executemany would step each row separately, and the sqlite3 module releases the
+    GIL around every step and must take it back after, which, while the event loop encodes the next
+    batch, can cost up to the interpreter's switch interval (5 ms) per step; a batch of 5,000 records
+    is four steps this way (it was fifty with 500-row INSERTs), so SQLite works beside the loop. Both
+    run inside the transaction SQLAlchemy has already begun on this connection (the caller has executed
+    a statement in it first, so asyncpg's transaction is open).
     """
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        await driver._execute(_sqlite_insert_many, driver._conn, table.name, columns, rows)
+        named = [(table.name, columns, rows) for table, columns, rows in inserts if rows]
+        if named:
+            await driver._execute(_sqlite_insert_tables, driver._conn, named)
     elif dialect == "postgresql":
-        await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
+        for table, columns, rows in inserts:
+            if rows:
+                await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
     else:  # pragma: no cover - Vigil runs on SQLite and PostgreSQL only
-        await conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        for table, columns, rows in inserts:
+            if rows:
+                await conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 class LeaseLost(RuntimeError):
@@ -557,22 +593,23 @@ class LogStore:
                 raise LeaseLost(f"the log is no longer at size {frontier.size} under this writer")
             if fresh:
                 first = frontier.size
+                leaf_rows = [(first + i, *leaf.row) for i, leaf in enumerate(fresh)]
+                refs = [(kind, ref, first + i) for i, leaf in enumerate(fresh) for kind, ref in leaf.refs]
                 try:
-                    await _bulk_insert(
+                    await _bulk_insert_tables(
                         conn,
-                        leaves_table,
-                        _LEAF_COLUMNS,
-                        [(first + i, *leaf.row) for i, leaf in enumerate(fresh)],
+                        [
+                            (leaves_table, _LEAF_COLUMNS, leaf_rows),
+                            (refs_table, _REF_COLUMNS, refs),
+                            (nodes_table, _NODE_COLUMNS, result.nodes),
+                        ],
                     )
                 except (sqlite3.IntegrityError, asyncpg.UniqueViolationError) as exc:
-                    # The leaf index is fenced above, so the only unique column left is the record id.
+                    # Leaf indexes and nodes are fenced above and refs are distinct per leaf, so the
+                    # only unique column that can clash is the record id.
                     if look_up:
                         raise
                     raise _RecordIdTaken() from exc
-                refs = [(kind, ref, first + i) for i, leaf in enumerate(fresh) for kind, ref in leaf.refs]
-                if refs:
-                    await _bulk_insert(conn, refs_table, ("kind", "ref_id", "leaf_index"), refs)
-                await _bulk_insert(conn, nodes_table, ("level", "idx", "hash"), result.nodes)
             head = sign(result.frontier) if sign is not None else None
             if head is not None:
                 t = tree_heads_table.c
@@ -795,10 +832,6 @@ _LATEST_HEAD = (
     "SELECT tree_size, root_hash, timestamp, signature, key_id FROM audit_tree_heads "
     "ORDER BY tree_size DESC LIMIT 1"
 )
-_PG_ENTRY_AND_HEAD = (
-    "SELECT e.leaf_index, e.leaf_hash, e.leaf, h.tree_size, h.root_hash, h.timestamp, h.signature, h.key_id "
-    "FROM ({}) e LEFT JOIN (" + _LATEST_HEAD + ") h ON TRUE"
-)
 
 
 def _time_reader(dialect: Any) -> Callable[[Any], datetime]:
@@ -835,26 +868,66 @@ def _sqlite_nodes_sql(n: int) -> str:
     return sql
 
 
+# An inclusion proof on PostgreSQL in ONE round trip: the entry, the latest head (unless the writer has
+# it in memory: then its size is $2) and the stored nodes its audit path can need, fetched before the
+# leaf index is known to the client. The audit path of leaf m in a tree of n leaves only ever names
+# perfect subtrees that are either the sibling (l, (m >> l) XOR 1) of m's ancestor at a level l, or
+# a subtree (l, (n >> l) - 1) of n's frontier (bit l of n set): the right edge of the tree. Both sets
+# have one id per level, so ~2 log2(n) indexed lookups on the primary key give a superset of what
+# merkle.inclusion_plan asks for (the unit tests hold the query to the plan), and the client assembles
+# the proof from it. Each round trip costs the latency of a context switch to the server and back,
+# which on a busy host is what the proof's p99 (target <= 5 ms) was made of.
+_PG_PATH_NODES = """
+LEFT JOIN LATERAL (
+  SELECT array_agg(n.level) AS levels, array_agg(n.idx) AS idxs, array_agg(n.hash) AS hashes
+  FROM audit_nodes n
+  JOIN (
+    SELECT l::smallint AS level, (e.leaf_index >> l) # 1 AS idx
+      FROM generate_series(0, 62) AS l WHERE (h.tree_size >> l) > 0
+    UNION
+    SELECT l::smallint, (h.tree_size >> l) - 1
+      FROM generate_series(0, 62) AS l WHERE ((h.tree_size >> l) & 1) = 1
+  ) w ON n.level = w.level AND n.idx = w.idx
+  WHERE e.leaf_index < h.tree_size
+) p ON TRUE"""
+_PG_PROOF = (
+    "WITH e AS ({}), h AS (" + _LATEST_HEAD + ") "
+    "SELECT e.leaf_index, e.leaf_hash, e.leaf, p.levels, p.idxs, p.hashes, "
+    "h.tree_size, h.root_hash, h.timestamp, h.signature, h.key_id "
+    "FROM e LEFT JOIN h ON TRUE" + _PG_PATH_NODES
+)
+_PG_PROOF_AT_SIZE = (
+    "WITH e AS ({}), h AS (SELECT $2::bigint AS tree_size) "
+    "SELECT e.leaf_index, e.leaf_hash, e.leaf, p.levels, p.idxs, p.hashes "
+    "FROM e LEFT JOIN h ON TRUE" + _PG_PATH_NODES
+)
+# By entry SQL: the statement texts, built once (asyncpg prepares each once per connection).
+_PG_PROOF_SQL = {
+    entry: (_PG_PROOF.format(entry.format("$1")), _PG_PROOF_AT_SIZE.format(entry.format("$1")))
+    for entry in (_ENTRY_BY_ID, _ENTRY_BY_INDEX)
+}
+
+
 async def _pg_latest_inclusion(
     driver: Any, entry_sql: str, entry_arg: Any, head: tuple[SignedTreeHead, str] | None
 ) -> LatestInclusion:
-    # Autocommit statements: the log is append-only, so later statements see at least as much.
+    # One autocommit statement (see _PG_PATH_NODES).
+    with_head, at_size = _PG_PROOF_SQL[entry_sql]
     if head is None:
-        # The entry and the latest head in one round trip (head columns NULL when nothing is signed).
-        row = await driver.fetchrow(_PG_ENTRY_AND_HEAD.format(entry_sql.format("$1")), entry_arg)
-        if row is not None and row[3] is not None:
-            head = _head_from_values(row[3:], _PG_TIME)
+        row = await driver.fetchrow(with_head, entry_arg)
+        if row is not None and row[6] is not None:
+            head = _head_from_values(row[6:], _PG_TIME)
     else:
-        row = await driver.fetchrow(entry_sql.format("$1"), entry_arg)
-    entry = None if row is None else StoredEntry(int(row[0]), bytes(row[1]), bytes(row[2]))
-    if entry is None:
+        row = await driver.fetchrow(at_size, entry_arg, head[0].tree_size)
+    if row is None:
         return LatestInclusion(None, head, {})
+    entry = StoredEntry(int(row[0]), bytes(row[1]), bytes(row[2]))
     plan = _covered(entry, head)
     hashes: dict[NodeId, bytes] = {}
-    if plan is not None and plan.node_ids:
-        ids = plan.node_ids
-        rows = await driver.fetch(_PG_NODES, [i.level for i in ids], [i.index for i in ids])
-        hashes = {NodeId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    if plan is not None and row[3] is not None:
+        hashes = {
+            NodeId(int(lv), int(ix)): bytes(h) for lv, ix, h in zip(row[3], row[4], row[5], strict=True)
+        }
     return LatestInclusion(entry, head, hashes, plan)
 
 

@@ -337,13 +337,24 @@ class LogWriter:
                         await asyncio.sleep(0)  # let calls in flight run between slices
                 await queue.put((prepared, records[-1].offset + 1))
 
+        lag_commit: asyncio.Task[None] | None = None
+
+        async def commit_for_dashboards(offset: int) -> None:
+            with contextlib.suppress(Exception):
+                await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+
         async def append() -> None:
+            nonlocal lag_commit
             while True:
                 prepared, next_offset = await queue.get()
                 await self.append_prepared(prepared, next_offset)
-                with contextlib.suppress(Exception):
-                    # For lag dashboards only: the offset that counts is the one stored with the leaves.
-                    await consumer.commit({tp: OffsetAndMetadata(next_offset, "")})
+                # For lag dashboards only: the offset that counts is the one stored with the leaves. Not
+                # awaited (a broker round trip between two appends would hold up the next one), and
+                # skipped while the previous one is in flight: a later batch commits a later offset.
+                if lag_commit is None or lag_commit.done():
+                    lag_commit = asyncio.create_task(
+                        commit_for_dashboards(next_offset), name="audit-lag-commit"
+                    )
 
         workers = [
             asyncio.create_task(fetch(), name="audit-fetch"),
@@ -357,9 +368,10 @@ class LogWriter:
                     task.result()  # a lost lease (or a failure) ends this run; the supervisor restarts it
                     raise RuntimeError(f"{task.get_name()} ended")
         finally:
-            for task in (*workers, stop_wait):
+            pending = [*workers, stop_wait, *([lag_commit] if lag_commit is not None else [])]
+            for task in pending:
                 task.cancel()
-            for task in (*workers, stop_wait):
+            for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if pool is not None:

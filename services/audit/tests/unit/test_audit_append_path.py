@@ -12,6 +12,7 @@ from aiokafka.structs import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vigil_audit import app
+from vigil_audit import store as store_module
 from vigil_audit import writer as writer_module
 from vigil_audit.domain.sth import TreeHead
 from vigil_audit.signing import LogKey
@@ -205,7 +206,8 @@ async def test_a_proof_read_sees_a_head_signed_after_the_previous_read(store: Lo
 
 
 async def test_a_batch_larger_than_one_multi_row_insert_is_stored_whole(store: LogStore) -> None:
-    n = 1203  # more than two 500-row INSERTs on SQLite
+    # More than one multi-row INSERT of leaves on SQLite, with a shorter last one.
+    n = store_module._SQLITE_MAX_PARAMS // len(store_module._LEAF_COLUMNS) + 7
     batch = [prepare_leaf(record(i)) for i in range(n)]
     assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
     out = await store.append(
@@ -215,7 +217,39 @@ async def test_a_batch_larger_than_one_multi_row_insert_is_stored_whole(store: L
     entries = await store.entries(start=0, end=None, limit=n + 1)
     assert [e.leaf for e in entries] == [leaf.leaf for leaf in batch]
     assert (await store.load_frontier(n)).root() == out.result.root
-    for index in (0, 499, 500, 1000, n - 1):
+    for index in (0, 499, 500, n - 8, n - 7, n - 1):
         plan = merkle.inclusion_plan(index, n)
         proof = plan.assemble(await store.nodes(plan.node_ids))
         assert merkle.verify_inclusion(batch[index].leaf_hash, index, n, proof, out.result.root)
+
+
+async def test_one_proof_read_gives_the_audit_path_of_every_leaf_at_every_tree_size(store: LogStore) -> None:
+    # The read fetches the nodes before it knows the leaf index (one round trip on PostgreSQL), so it
+    # must cover merkle.inclusion_plan for any leaf and size: right edges, odd sizes, powers of two.
+    batch = [prepare_leaf(record(i)) for i in range(19)]
+    assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
+    frontier = Frontier()
+    reader = LogStore(store.engine, store.reader)
+    try:
+        for size in range(1, len(batch) + 1):
+            out = await store.append(
+                writer_id="w1",
+                frontier=frontier,
+                leaves=batch[size - 1 : size],
+                next_offset=size,
+                now_ms=NOW_MS,
+                lease_ms=LEASE_MS,
+            )
+            frontier = out.result.frontier
+            await store.add_tree_head(
+                KEY.sign(TreeHead(size, frontier.root(), datetime.now(UTC))), KEY.key_id
+            )
+            # The writer's store knows the latest head (the size is given); a reader's reads it too.
+            for index, source in ((i, s) for i in range(size) for s in (store, reader)):
+                found = await source.latest_inclusion(leaf_index=index)
+                assert found.plan is not None and found.head is not None
+                assert found.head[0].tree_size == size
+                proof = found.plan.assemble(found.hashes)
+                assert merkle.verify_inclusion(batch[index].leaf_hash, index, size, proof, frontier.root())
+    finally:
+        reader.close()
