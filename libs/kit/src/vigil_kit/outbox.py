@@ -188,13 +188,9 @@ class OutboxRelay:
         max_batch_bytes: int = 1024 * 1024,
         producer_kw: dict[str, Any] | None = None,
         registry: CollectorRegistry = REGISTRY,
-        transactions: db.ThreadedTransactions | None = None,
     ) -> None:
         self.engine = engine
         self._reader = engine.execution_options(**{db.READ_ONLY_OPTION: True})
-        # SQLite files: a round's read and its delete each run whole in one worker-thread hand-off instead
-        # of a hand-off per statement (the relay runs after nearly every commit of a busy service).
-        self._transactions = transactions
         self.bootstrap = bootstrap
         self.service = service
         self.batch_size = batch_size
@@ -338,37 +334,32 @@ class OutboxRelay:
         t = outbox_table
         # Reading takes no write lock (on SQLite a DEFERRED transaction on the WAL snapshot): a relay
         # polling or woken after every commit must not queue the service's own writers behind it.
-        query = (
-            select(
-                t.c.id,
-                t.c.event_id,
-                t.c.topic,
-                t.c.key,
-                t.c.ce_type,
-                t.c.source,
-                t.c.subject,
-                t.c.payload,
-                t.c.created_at,
-            )
-            .order_by(t.c.id)
-            .limit(self.batch_size)
-        )
-        count = time.monotonic() - self._last_count > 1.0
-
-        def read(conn: Any) -> tuple[list[Any], int | None]:
-            found = conn.execute(query).all()
-            if count and len(found) >= self.batch_size:
-                return found, conn.scalar(select(func.count()).select_from(t))
-            return found, len(found)
-
-        if self._transactions is not None:
-            rows, pending = await self._transactions.read(read)
-        else:
-            async with self._reader.begin() as conn:
-                rows, pending = await conn.run_sync(read)
-        if count or len(rows) < self.batch_size:
-            self._last_count = time.monotonic()
-            self._metrics.pending.labels(self.service).set(pending or 0)
+        async with self._reader.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        t.c.id,
+                        t.c.event_id,
+                        t.c.topic,
+                        t.c.key,
+                        t.c.ce_type,
+                        t.c.source,
+                        t.c.subject,
+                        t.c.payload,
+                        t.c.created_at,
+                    )
+                    .order_by(t.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if time.monotonic() - self._last_count > 1.0 or len(rows) < self.batch_size:
+                self._last_count = time.monotonic()
+                pending = (
+                    len(rows)
+                    if len(rows) < self.batch_size
+                    else await conn.scalar(select(func.count()).select_from(t))
+                )
+                self._metrics.pending.labels(self.service).set(pending or 0)
         if not rows:
             self._metrics.oldest_age.labels(self.service).set(0)
             return 0
@@ -440,12 +431,8 @@ class OutboxRelay:
 
     async def _mark_sent(self, ids: list[int]) -> None:
         # Deleting keeps the table as small as the backlog; the broker is the record of what was sent.
-        statement = delete(outbox_table).where(outbox_table.c.id.in_(ids))
-        if self._transactions is not None:
-            await self._transactions.run(lambda conn: conn.execute(statement))
-        else:
-            async with self.engine.begin() as conn:
-                await conn.execute(statement)
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_(ids)))
 
 
 class PublishError(RuntimeError):

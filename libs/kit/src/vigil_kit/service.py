@@ -171,20 +171,18 @@ class _Runtime:
         await self._migrate()
         client = _objectstore().make_minio(s) if self.needs_s3 else None
         verifier = TokenVerifier.from_settings(s)
-        transactions = db.threaded_transactions(self.engine)
         relay = outbox.OutboxRelay(
             self.engine,
             bootstrap=s.kafka_bootstrap,
             service=s.service_name,
             poll_interval_s=RELAY_POLL_INTERVAL_S,
-            transactions=transactions,
         )
         self.context = ServiceContext(
             settings=s,
             engine=self.engine,
             sessions=db.session_factory(self.engine),
             read_sessions=db.read_session_factory(self.engine),
-            transactions=transactions,
+            transactions=db.threaded_transactions(self.engine),
             verifier=verifier,
             minio=client,
             relay=relay,

@@ -282,29 +282,3 @@ async def test_notify_on_commit_wakes_the_relay(engine, topic, kafka_broker) -> 
     finally:
         relay.stop()
         await task
-
-
-async def test_a_relay_on_the_sqlite_worker_thread_publishes_in_order_and_empties_the_outbox(
-    engine, topic, kafka_broker
-) -> None:
-    transactions = db.threaded_transactions(engine)
-    if transactions is None:
-        pytest.skip("threaded transactions are for SQLite files only")
-    reg = CollectorRegistry()
-    relay = outbox.OutboxRelay(
-        engine, bootstrap=kafka_broker.address, service="svc", registry=reg, transactions=transactions
-    )
-    sessions = db.session_factory(engine)
-    async with sessions.begin() as session:
-        for i in range(7):
-            outbox.enqueue(session, topic=topic, key="k", message=_principal("k", i), source_service="svc")
-    relay._producer = await kafka.create_producer(kafka_broker.address)
-    try:
-        assert await relay.relay_once() == 7
-    finally:
-        await relay._producer.stop()
-        transactions.close()
-    records = await _read(kafka_broker.address, topic, 7)
-    assert [identity_pb2.Principal.FromString(r.value).name for r in records] == [str(i) for i in range(7)]
-    assert reg.get_sample_value("vigil_outbox_pending_rows", {"service": "svc"}) == 7
-    assert await _pending(engine) == 0
