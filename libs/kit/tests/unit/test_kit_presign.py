@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 from minio import Minio
 
@@ -68,19 +68,21 @@ NAME_CHARACTERS = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(
-    # Object names without control characters (minio refuses those before signing), drawn mostly from
-    # ASCII so that names quote() keeps unchanged and names it escapes one character of both come up.
+    # Object names without control characters, drawn mostly from ASCII so that names quote() keeps
+    # unchanged and names it escapes one character of both come up.
     key=st.text(NAME_CHARACTERS, min_size=1, max_size=40),
     version=st.text(NAME_CHARACTERS, max_size=20),
 )
 def test_any_key_and_version_sign_like_minio(key: str, version: str) -> None:
-    assume(all(part not in (".", "..") for part in key.split("/")))  # names minio refuses to sign
+    try:
+        theirs = CLIENT.presigned_get_object(
+            "vigil-segments", key, expires=timedelta(seconds=60), request_date=NOW, version_id=version or None
+        )
+    except ValueError:
+        reject()  # a name minio refuses to sign (blank, "." or ".." segments): nothing to compare
     ours = Presigner(CLIENT).get(
         "vigil-segments", key, version_id=version, expires=timedelta(seconds=60), now=NOW
-    )
-    theirs = CLIENT.presigned_get_object(
-        "vigil-segments", key, expires=timedelta(seconds=60), request_date=NOW, version_id=version or None
     )
     assert ours == theirs
