@@ -75,7 +75,12 @@ def enqueue(
     (e.g. OutboxRelay.notify) is called after the commit so an in-process relay wakes at once.
     """
     row = event_row(
-        topic=topic, key=key, message=message, source_service=source_service, subject=subject, event_id=event_id
+        topic=topic,
+        key=key,
+        message=message,
+        source_service=source_service,
+        subject=subject,
+        event_id=event_id,
     )
     session.add(OutboxRow(**row))
     if notifier is not None:
