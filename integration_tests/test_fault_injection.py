@@ -94,6 +94,16 @@ async def _upload_all(camera: Camera, t0: datetime, chaos_done: asyncio.Event) -
                 camera.retries += 1
                 await asyncio.sleep(0.2)  # a camera's retry interval, not synchronisation
                 continue
+            except asyncio.CancelledError:
+                # grpc.aio sometimes ends a client-streaming call whose server was SIGKILLed mid-stream with
+                # a bare CancelledError instead of an RpcError. Unless this task itself is being cancelled,
+                # that is a dropped connection, and a camera retries it like any other.
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                camera.retries += 1
+                await asyncio.sleep(0.2)
+                continue
             camera.acked[seq] = reply.segment.version_id
             break
         await asyncio.sleep(PACE_S)  # a camera's segment cadence, not synchronisation
