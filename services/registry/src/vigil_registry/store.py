@@ -417,6 +417,13 @@ class KeepaliveView:
 _STATES = {s.value: s for s in DeviceState}
 
 
+def _keepalive_view(r: Sequence[Any]) -> KeepaliveView:
+    """A row of RegistryStore._KEEPALIVE_SELECT (times read untyped) as a KeepaliveView."""
+    return KeepaliveView(
+        r[0], r[1], r[2], r[3], _STATES[r[4]], r[5], r[6], r[7], r[8], r[9], _utc(r[10]), _utc(r[11]), _utc(r[12])
+    )  # fmt: skip
+
+
 def _utc(value: Any) -> datetime | None:
     """A time column read untyped, as UTCDateTime would return it (aware UTC): SQLite's text is parsed by
     datetime.fromisoformat, far cheaper than the type's per-row processing on the keepalive path."""
@@ -795,21 +802,7 @@ class RegistryStore:
             if for_update:
                 q = q.order_by(devices.c.device_id).with_for_update()
             for r in (await s.execute(q)).all():
-                out[r[0]] = KeepaliveView(
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    _STATES[r[4]],
-                    r[5],
-                    r[6],
-                    r[7],
-                    r[8],
-                    r[9],
-                    _utc(r[10]),
-                    _utc(r[11]),
-                    _utc(r[12]),
-                )
+                out[r[0]] = _keepalive_view(r)
         if for_update:
             # What write_keepalive_state compares against, in this transaction only.
             info = s.sync_session.info
@@ -899,22 +892,8 @@ class RegistryStore:
 
     async def watched_devices(self, s: AsyncSession) -> list[Device]:
         """Every ACTIVE device's keepalive facts: the offline detector's starting heap."""
-        q = select(*self._KEEPALIVE_COLUMNS).where(devices.c.state == DeviceState.ACTIVE.value)
-        return [
-            Device(
-                device_id=r.device_id,
-                site_id=r.site_id,
-                owner_unit_id=r.owner_unit_id,
-                name="",
-                area_type=AreaType.UNSPECIFIED,
-                keepalive_interval_s=r.keepalive_interval_s,
-                keepalive_timeout_count=r.keepalive_timeout_count,
-                state=DeviceState(r.state),
-                last_keepalive_time=r.last_keepalive_time,
-                activated_at=r.activated_at,
-            )
-            for r in (await s.execute(q)).all()
-        ]
+        q = select(*self._KEEPALIVE_SELECT).where(devices.c.state == DeviceState.ACTIVE.value)
+        return [_keepalive_view(r).device for r in (await s.execute(q)).all()]
 
     # --- filings (REG-7) ---------------------------------------------------------------------------
 
