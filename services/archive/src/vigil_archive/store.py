@@ -278,17 +278,18 @@ async def find_rows(
     most `max_segment` long, so the lower bound stays an index range), after a keyset cursor.
     """
     t = segments_table.c
+    low = start - max_segment
+    if after is not None:
+        low = max(low, after[0])  # seek to the cursor instead of walking the window's earlier rows
     query = select(*SEGMENT_COLUMNS).where(
         t.device_id == device_id,
-        t.start_time >= start - max_segment,
+        t.start_time >= low,
         t.start_time < end,
         t.end_time > start,
     )
     if after is not None:
         after_start, after_id = after
-        query = query.where(
-            or_(t.start_time > after_start, and_(t.start_time == after_start, t.id > after_id))
-        )
+        query = query.where(or_(t.start_time > after_start, t.id > after_id))
     query = query.order_by(t.start_time, t.id).limit(limit)
     return (await session.execute(query)).all()
 
