@@ -23,7 +23,7 @@ from vigil_archive.holds import Holds
 from vigil_archive.indexer import INDEX_GROUP, Indexer
 from vigil_archive.integrity import Integrity
 from vigil_archive.playback import Viewing
-from vigil_archive.reconciler import GET_DEVICE
+from vigil_archive.reconciler import registry_client
 from vigil_archive.renditions import MaskedRenditions
 from vigil_kit import topics
 from vigil_kit.auth import Principal
@@ -118,13 +118,7 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
     settings = ctx.settings
     assert isinstance(settings, Settings)
     # One registry client for the parts that ask it (privacy masks, reconciliation's device keys).
-    registry = ServiceStub.from_settings(
-        reg_grpc.RegistryServiceStub,
-        settings.registry_addr,
-        settings,
-        timeout_s=settings.registry_timeout_s,
-        retry_methods=[GET_DEVICE],
-    )
+    registry = registry_client(settings)
     deps = ArchiveDeps(
         sessions=ctx.sessions,
         minio=ctx.minio,

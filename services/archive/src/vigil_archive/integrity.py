@@ -18,12 +18,11 @@ from datetime import timedelta
 from typing import Any
 
 from vigil.archive.v1 import archive_service_pb2 as pb
-from vigil.registry.v1 import registry_service_pb2_grpc as registry_grpc
 from vigil_archive import codec, dayroots, store
 from vigil_archive.api import ArchiveBase
 from vigil_archive.dayroots import DayRootWorker
 from vigil_archive.domain import ScrubPolicy
-from vigil_archive.reconciler import GET_DEVICE, Reconciler, RegistryLookup
+from vigil_archive.reconciler import Reconciler, RegistryLookup, registry_client
 from vigil_archive.scrubber import Scrubber
 from vigil_archive.verification import Finding, StorageChecker, record_and_report
 from vigil_kit.auth import current_principal
@@ -70,13 +69,7 @@ class Integrity(ArchiveBase):
         )
         registry = self.deps.extra.get("registry")  # the service's one registry client (app.build)
         if not isinstance(registry, ServiceStub):
-            registry = ServiceStub.from_settings(
-                registry_grpc.RegistryServiceStub,
-                settings.registry_addr,
-                settings,
-                timeout_s=settings.registry_timeout_s,
-                retry_methods=[GET_DEVICE],
-            )
+            registry = registry_client(settings)
         self.reconciler = Reconciler(
             self,
             self.sessions,

@@ -78,6 +78,17 @@ class DeviceLookup(Protocol):
         ...
 
 
+def registry_client(settings: Any) -> ServiceStub[registry_grpc.RegistryServiceStub]:
+    """The archive's client of the registry (GetDevice retried on UNAVAILABLE), as the archive itself."""
+    return ServiceStub.from_settings(
+        registry_grpc.RegistryServiceStub,
+        settings.registry_addr,
+        settings,
+        timeout_s=settings.registry_timeout_s,
+        retry_methods=[GET_DEVICE],
+    )
+
+
 class RegistryLookup:
     """RegistryService.GetDevice with the archive's service token; GetDevice is retried on UNAVAILABLE."""
 
