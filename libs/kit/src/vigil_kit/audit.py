@@ -137,15 +137,4 @@ def write_audit(
     notifier: Callable[[], None] | None = None,
 ) -> str:
     """Enqueue `record` in the caller's transaction (key and event id = record_id); returns the record id."""
-    if not record.record_id:
-        raise ValueError("an audit record needs its record_id (use build_record)")
-    return outbox.enqueue(
-        session,
-        topic=topics.AUDIT_RECORDS,
-        key=record.record_id,
-        message=record,
-        source_service=record.source_service,
-        subject=record.action,
-        event_id=record.record_id,
-        notifier=notifier,
-    )
+    return outbox.add_row(session, audit_row(record), notifier=notifier)

@@ -82,6 +82,12 @@ def enqueue(
         subject=subject,
         event_id=event_id,
     )
+    return add_row(session, row, notifier=notifier)
+
+
+def add_row(session: AsyncSession, row: dict[str, Any], *, notifier: Callable[[], None] | None = None) -> str:
+    """Add an outbox row built by event_row (or audit.audit_row) in the caller's transaction; its event id.
+    `notifier` is called after the commit, as with enqueue."""
     session.add(OutboxRow(**row))
     if notifier is not None:
         _notify_after_commit(session, notifier)

@@ -85,16 +85,8 @@ class Publisher:
         return audit.audit_row(record)
 
     def segment_ingested(self, session: object, message: events_pb2.SegmentIngested, *, event_id: str) -> str:
-        return outbox.enqueue(
-            session,  # type: ignore[arg-type]
-            topic=topics.INGEST_SEGMENTS,
-            key=message.device_id,
-            message=message,
-            source_service=self.source,
-            subject=message.key,
-            event_id=event_id,
-            notifier=self.notifier,
-        )
+        row = self.segment_ingested_row(message, event_id=event_id)
+        return outbox.add_row(session, row, notifier=self.notifier)  # type: ignore[arg-type]
 
     def alarm_raised(self, session: object, alarm: pb.Alarm, reporter: Principal) -> str:
         message = events_pb2.AlarmRaised(alarm=alarm, reporter=reporter.to_proto())
