@@ -460,3 +460,31 @@ def _insert_ignore(dialect: str, table: Any, name: str, holder: str, expires_at:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table).values(name=name, holder=holder, expires_at=expires_at).on_conflict_do_nothing()
+
+
+class CoalescedWake:
+    """Wakes the relay at most once per `interval_s`: the first commit after a quiet spell wakes it at once,
+    later ones within the interval share one wake-up at its end. For hot writers (a wake-up per group
+    commit made the relay run a round for every few rows); rows are still committed first, and reach the
+    broker at most `interval_s` later. Call it on the event loop after each commit."""
+
+    def __init__(self, notify: Callable[[], None], interval_s: float) -> None:
+        self._notify = notify
+        self._interval_s = interval_s
+        self._last = float("-inf")
+        self._due: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._due is not None:
+            return  # a wake-up is already due and covers these rows too
+        loop = asyncio.get_running_loop()
+        wait = self._last + self._interval_s - loop.time()
+        if wait <= 0:
+            self._wake()
+        else:
+            self._due = loop.call_later(wait, self._wake)
+
+    def _wake(self) -> None:
+        self._due = None
+        self._last = asyncio.get_running_loop().time()
+        self._notify()

@@ -8,7 +8,6 @@ vigil_archive.integrity adds verification and proofs (ARC-4).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -42,10 +41,10 @@ OWNER_CACHE_MAX = 100_000
 SOURCE = "archive"
 # Audited reads (FindSegments pages, manifests) committed together at most (see GroupCommit).
 READ_BATCH_MAX = 64
-# The relay is woken this long after an audited read commits, not at once: reads come many a second,
-# and one relay round then publishes all of their records instead of a round (its own read, publish
-# and delete transactions) per page. The record is committed before the answer either way (ACC-1).
-RELAY_WAKE_DELAY_S = 0.05
+# The relay is woken at most this often after audited reads commit: one relay round then publishes many
+# pages' records instead of a round (its own read, publish and delete transactions) per page. The record
+# is committed before the answer either way (ACC-1).
+RELAY_WAKE_S = 0.05
 
 _OUTBOX_INSERT = outbox_table.insert()
 
@@ -127,7 +126,10 @@ class ArchiveBase:
         self._reads: GroupCommit[AuditedRead, ReadResult] = GroupCommit(
             self._commit_reads, READ_BATCH_MAX, name="archive-audited-reads"
         )
-        self._relay_wake_pending = False
+        # Reads come many a second: one relay round then publishes many pages' records (outbox.CoalescedWake).
+        self._wake_relay = (
+            outbox.CoalescedWake(deps.notifier, RELAY_WAKE_S) if deps.notifier is not None else (lambda: None)
+        )
 
     # --- hooks the parts extend (each calls super()) -------------------------------------------------
 
@@ -216,18 +218,6 @@ class ArchiveBase:
                 results = await conn.run_sync(work)
         self._wake_relay()
         return results
-
-    def _wake_relay(self) -> None:
-        notifier = self.deps.notifier
-        if notifier is None or self._relay_wake_pending:
-            return
-        self._relay_wake_pending = True
-
-        def wake() -> None:
-            self._relay_wake_pending = False
-            notifier()
-
-        asyncio.get_running_loop().call_later(RELAY_WAKE_DELAY_S, wake)
 
     def event(self, s: AsyncSession, key: str, message: object) -> str:
         """Publish an archive event through the outbox, in the caller's transaction."""

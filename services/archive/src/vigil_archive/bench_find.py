@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vigil.archive.v1 import archive_service_pb2 as pb
 from vigil.archive.v1 import archive_service_pb2_grpc as pb_grpc
-from vigil_archive.api import RELAY_WAKE_DELAY_S
+from vigil_archive.api import RELAY_WAKE_S
 from vigil_archive.app import MIGRATIONS
 from vigil_archive.codec import time_range
 from vigil_kit import db
@@ -223,7 +223,7 @@ async def find_segments_figure(ctx: BenchContext) -> Figure:
         f"{expected:,} expected) in {len(rpc_ms)} pages of {DEFAULT_PAGE_SIZE} (the default), one call at a "
         f"time over gRPC as an auditor; each page is authorized and audited (an audit record committed to "
         f"the outbox in the page's own transaction before the page is returned, published by the relay, "
-        f"which is woken {RELAY_WAKE_DELAY_S * 1000:.0f} ms after a read's commit). "
+        f"which is woken at most every {RELAY_WAKE_S * 1000:.0f} ms after reads commit). "
         f"Median {statistics.median(rpc_ms):.2f} ms (raw "
         f"{statistics.median(raw_ms):.2f} ms). Baseline = the same keyset SELECT per page through sqlite3 on "
         f"the same file. Index filled with {n_rows:,} rows in {fill_s:.0f} s.",

@@ -50,7 +50,7 @@ from vigil_ingest.domain.upload import (
 from vigil_ingest.events import ACTION_ALARM, ACTION_UPLOAD, Publisher, segment_ingested
 from vigil_ingest.storage import MultipartUpload, ObjectStore
 from vigil_ingest.store import DeviceFacts, UploadRecord
-from vigil_kit import audit, db
+from vigil_kit import audit, db, outbox
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import (
     Aborted,
@@ -73,10 +73,10 @@ _DEVICE_ID = re.compile(r"[0-9]{20}")
 _NOT_AUDITED = (ResourceExhausted, Unavailable)
 # Uploads whose look-ups share one read transaction, and whose records share one commit, at most.
 GROUP_MAX = 64
-# How long the outbox relay's wake-up waits after a commit, so that the commits meanwhile go out in the
-# same relay round: a round (read, publish, delete) per group commit cost more than publishing its rows.
+# The outbox relay is woken at most this often after group commits, so that the commits meanwhile go out
+# in one relay round: a round (read, publish, delete) per group commit cost more than publishing its rows.
 # The events are committed either way; this only bounds how much later they reach the broker.
-RELAY_WAKE_DELAY_S = 0.02
+RELAY_WAKE_S = 0.02
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -219,7 +219,7 @@ class IngestServicer:
         self.sessions = sessions
         self._engine = sessions.kw["bind"]
         self.transactions = transactions
-        self._relay_wake_pending = False
+        self._wake_relay = outbox.CoalescedWake(publisher.notify, RELAY_WAKE_S)
         self.devices = devices
         self.objects = objects
         self.publisher = publisher
@@ -478,17 +478,6 @@ class IngestServicer:
             except Exception as e:  # this upload's own failure: its caller hears it (INTERNAL)
                 out.append(e)
         return out
-
-    def _wake_relay(self) -> None:
-        if self._relay_wake_pending:
-            return
-        self._relay_wake_pending = True
-
-        def wake() -> None:
-            self._relay_wake_pending = False
-            self.publisher.notify()
-
-        asyncio.get_running_loop().call_later(RELAY_WAKE_DELAY_S, wake)
 
     def _outbox_rows(self, r: _Recording) -> tuple[dict[str, Any], dict[str, Any]]:
         """The upload's SegmentIngested and its audit record (AUD-1), as outbox rows."""

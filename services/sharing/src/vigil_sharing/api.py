@@ -8,7 +8,6 @@ together share one commit (group commit), and a decision whose record cannot be 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -95,11 +94,8 @@ class DecisionLog:
         relay_wake_s: float = RELAY_WAKE_S,
     ) -> None:
         self._engine: AsyncEngine = sessions.kw["bind"]
-        self._relay_wake_s = relay_wake_s
-        self._last_wake = float("-inf")
-        self._wake_due: asyncio.TimerHandle | None = None
         self._transactions = transactions
-        self._notifier = notifier
+        self._wake_relay = outbox.CoalescedWake(notifier, relay_wake_s)
         self._insert = outbox_table.insert()
         self._group: GroupCommit[audit_record_pb2.AuditRecord, str] = GroupCommit(
             self._commit, max_batch, name="sharing-decision-log"
@@ -121,21 +117,6 @@ class DecisionLog:
         self._wake_relay()  # committed: the relay may publish them
         metrics.AUDIT_BATCH.observe(len(records))
         return [r.record_id for r in records]
-
-    def _wake_relay(self) -> None:
-        if self._wake_due is not None:
-            return  # a wake-up is already due and will cover these rows too
-        loop = asyncio.get_running_loop()
-        wait = self._last_wake + self._relay_wake_s - loop.time()
-        if wait <= 0:
-            self._woke()
-        else:
-            self._wake_due = loop.call_later(wait, self._woke)
-
-    def _woke(self) -> None:
-        self._wake_due = None
-        self._last_wake = asyncio.get_running_loop().time()
-        self._notifier()
 
 
 def within(sub: Scope, grant: Scope) -> bool:
