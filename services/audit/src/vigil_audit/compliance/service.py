@@ -147,9 +147,20 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
             upstream.cancel()
             raise
         summary, coverage = await upstream
+        uncited = 0
         if summary is not None:
-            findings += await self._registry_findings(summary)
-        findings += await self._coverage_findings(coverage, now_us)
+            found, missing = await self._registry_findings(summary)
+            findings += found
+            uncited += missing
+        found, missing = await self._coverage_findings(coverage, now_us)
+        findings += found
+        uncited += missing
+        if uncited:
+            # The log lags the actions it records by a moment: say so rather than cite less in silence.
+            notes.append(
+                f"{uncited} record{'s' if uncited != 1 else ''} a finding cites {'are' if uncited != 1 else 'is'}"
+                " not in the log yet; compose the report again shortly"
+            )
         findings.sort(key=lambda f: (list(rules.RULES).index(f.kind), f.subject_ids))
         out = pb.ComplianceReport(
             range=time_range_pb2.TimeRange(start_time=_ts(start_us), end_time=_ts(end_us)),
@@ -260,7 +271,10 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
             notes.append(f"archive coverage of {n} device{'s' if n != 1 else ''}: {code}")
         return [c for c in got if c is not None]
 
-    async def _coverage_findings(self, coverage: list[DeviceCoverage], now_us: int) -> list[Finding]:
+    async def _coverage_findings(
+        self, coverage: list[DeviceCoverage], now_us: int
+    ) -> tuple[list[Finding], int]:
+        """The coverage findings, and how many of the records they cite the log does not hold yet."""
         # ARC-3: a hold keeps footage lawfully; only devices that would otherwise be past expiry are looked up.
         expiring = [c for c in coverage if rules.past_expiry(c, now_us, self.t)]
         held = await self.reads.held_devices(c.device_id for c in expiring)
@@ -286,9 +300,11 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
         for (f, _), rid in zip(asked, edges, strict=True):
             if rid and rid not in f.evidence:
                 f.evidence.append(rid)
-        return found
+        return found, sum(1 for rid in edges if not rid)
 
-    async def _registry_findings(self, s: rpb.ComplianceSummary) -> list[Finding]:
+    async def _registry_findings(self, s: rpb.ComplianceSummary) -> tuple[list[Finding], int]:
+        """The registry's findings, and how many of the records they cite the log does not hold yet."""
+
         def gaps(items: list[rpb.DeviceGap]) -> list[rules.DeviceGap]:
             return [rules.DeviceGap(d.device_id, d.site_id, d.owner_unit_id) for d in items]
 
@@ -312,6 +328,7 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
         device_facts = await self.reads.latest_naming("device", devices, DEVICE_FACT_ACTIONS)
         offline = await self.reads.latest_naming("device", devices, OFFLINE_ACTIONS)
         site_facts = await self.reads.latest_naming("site", sites, SITE_FACT_ACTIONS)
+        missing = 0
         for f in found:
             if f.subject_kind == "device":
                 cited = [device_facts.get(f.subject_ids[0])]
@@ -320,7 +337,8 @@ class ComplianceServicer(compliance_service_pb2_grpc.ComplianceServiceServicer):
             else:
                 cited = [site_facts.get(f.subject_ids[-1])]
             f.evidence.extend(r for r in cited if r)
-        return found
+            missing += sum(1 for r in cited if not r)
+        return found, missing
 
 
 def _finding_pb(f: Finding) -> pb.Finding:
