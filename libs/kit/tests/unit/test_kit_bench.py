@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 
 from vigil_kit.bench import Figure, discover, render, write_report
 
@@ -61,10 +64,19 @@ async def test_a_source_that_raises_gets_a_failed_row_and_the_others_still_run(m
         raise RuntimeError("the service did not start")
 
     async def fine(ctx: BenchContext) -> list[Figure]:
-        return [Figure.bounded("fine", value=1.0, at_most=2.0, unit="s")]
+        return [Figure.bounded("fine", value=1.0, at_most=2.0, unit="s", notes=ctx.kafka_bootstrap)]
 
     monkeypatch.setattr(bench_run, "discover", lambda only: {"broken": broken, "fine": fine})
+    brokers: list[str] = []
+
+    @contextmanager
+    def broker(log_path: Path):
+        brokers.append(log_path.name)
+        yield SimpleNamespace(address=f"127.0.0.1:{9000 + len(brokers)}")
+
     ctx = BenchContext(kafka_bootstrap="", s3_endpoint="", workdir=tmp_path)
-    figures = await bench_run.run_figures(ctx, None)
+    figures = await bench_run.run_figures(ctx, None, broker=broker)
     assert [f.figure for f in figures] == ["broken: not measured", "fine"]
+    # A broker of its own for each source, and the source is told its address.
+    assert brokers == ["tansu-broken.log", "tansu-fine.log"] and figures[1].notes == "127.0.0.1:9002"
     assert figures[0].meets == "NO" and "the service did not start" in figures[0].notes

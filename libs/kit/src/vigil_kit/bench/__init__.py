@@ -157,6 +157,8 @@ def machine_facts(now: datetime | None = None) -> list[str]:
         f"- OS: {platform.platform()}",
         f"- Python: {sys.version.split()[0]} ({platform.python_implementation()})",
         "- Packages: " + ", ".join(f"{p} {_version(p)}" for p in NOTED_PACKAGES),
+        "- Infrastructure: one embedded S3 server (moto) for the run; a fresh embedded Kafka broker (tansu, "
+        "in memory) for each figure source",
     ]
 
 

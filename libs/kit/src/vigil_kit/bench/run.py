@@ -9,13 +9,25 @@ import signal
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from vigil_kit import embedded
 from vigil_kit.bench import BenchContext, Figure, discover, write_report
 
 
-async def run_figures(ctx: BenchContext, only: str | None) -> list[Figure]:
+def _tansu(log_path: Path) -> AbstractContextManager[Any]:
+    return embedded.tansu(log_path=log_path)
+
+
+async def run_figures(
+    ctx: BenchContext, only: str | None, *, broker: Callable[[Path], AbstractContextManager[Any]] = _tansu
+) -> list[Figure]:
+    """Every figure source in turn, each on a broker of its own (started for it, stopped after it), so that
+    no figure's consumers start behind the events an earlier figure left on a shared broker."""
     sources = discover(only)
     if not sources:
         raise SystemExit(
@@ -25,9 +37,10 @@ async def run_figures(ctx: BenchContext, only: str | None) -> list[Figure]:
     for name, source in sources.items():
         print(f"running {name} …", file=sys.stderr, flush=True)
         try:
-            result = source(ctx)
-            if inspect.isawaitable(result):
-                result = await result
+            with broker(ctx.workdir / f"tansu-{name}.log") as started:
+                result = source(replace(ctx, kafka_bootstrap=started.address))
+                if inspect.isawaitable(result):
+                    result = await result
         except Exception as exc:
             # One source that cannot measure must not cost the report every other figure: it gets a row
             # that says so (and fails the run's exit code), and the rest still run.
@@ -58,11 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         work = Path(tmp)
-        with (
-            embedded.tansu(log_path=work / "tansu.log") as broker,
-            embedded.moto_s3(log_path=work / "moto.log") as s3,
-        ):
-            ctx = BenchContext(kafka_bootstrap=broker.address, s3_endpoint=s3.address, workdir=work)
+        with embedded.moto_s3(log_path=work / "moto.log") as s3:
+            ctx = BenchContext(kafka_bootstrap="", s3_endpoint=s3.address, workdir=work)
             figures = asyncio.run(run_figures(ctx, args.only))
     text = write_report(figures, args.out)
     print(text)
