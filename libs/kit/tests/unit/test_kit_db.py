@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, event, insert, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vigil_kit import db
+from vigil_testing.poll import apoll_until
 
 
 async def test_sqlite_engine_uses_wal_and_foreign_keys(sqlite_url: str) -> None:
@@ -87,11 +92,23 @@ async def test_a_read_session_reads_while_a_writer_holds_the_write_lock(engines)
     assert seen == [1]  # the last committed snapshot, read without waiting for the writer
 
 
-async def test_default_sessions_still_take_the_write_lock_when_they_begin(engines) -> None:
-    writer, impatient = engines
-    async with db.session_factory(writer).begin() as writing:
-        await writing.execute(insert(ROWS).values(id=2))
+@contextmanager
+def another_process_writing(url: str) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection holding the write lock, as another process's writer would (this process's
+    write gate knows nothing of it)."""
+    conn = sqlite3.connect(make_url(url).database, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO rows (id) VALUES (2)")
+        yield conn
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
 
+
+async def test_default_sessions_still_take_the_write_lock_when_they_begin(engines, sqlite_url: str) -> None:
+    _, impatient = engines
+    with another_process_writing(sqlite_url):
         with pytest.raises(OperationalError, match="locked"):
             async with db.session_factory(impatient)() as other:
                 await other.scalar(select(ROWS.c.id))  # even a read: BEGIN IMMEDIATE needs the lock
@@ -139,15 +156,13 @@ async def test_a_threaded_transaction_that_fails_leaves_nothing_behind(engines) 
         assert list(await reading.scalars(select(ROWS.c.id))) == [1]
 
 
-async def test_a_threaded_transaction_takes_the_write_lock_when_it_begins(engines) -> None:
+async def test_a_threaded_transaction_takes_the_write_lock_when_it_begins(engines, sqlite_url: str) -> None:
     writer, _ = engines
     transactions = db.threaded_transactions(writer)
     assert transactions is not None
     try:
         await transactions.run(lambda conn: conn.exec_driver_sql("PRAGMA busy_timeout=0"))
-        async with db.session_factory(writer).begin() as writing:
-            await writing.execute(insert(ROWS).values(id=2))
-
+        with another_process_writing(sqlite_url):
             with pytest.raises(OperationalError, match="locked"):
                 await transactions.run(lambda conn: conn.execute(select(ROWS.c.id)).all())
     finally:
@@ -157,3 +172,99 @@ async def test_a_threaded_transaction_takes_the_write_lock_when_it_begins(engine
 def test_threaded_transactions_are_only_for_sqlite_files() -> None:
     assert db.threaded_transactions(db.create_engine("sqlite+aiosqlite:///:memory:")) is None
     assert db.threaded_transactions(db.create_engine("postgresql+asyncpg://vigil@127.0.0.1:1/vigil")) is None
+
+
+# --- the write gate: this process's writers of one file queue in order instead of in SQLite's busy sleeps
+
+
+def _waiting(gate: db.WriteGate, n: int):
+    async def check() -> bool:
+        return gate.waiting == n
+
+    return check
+
+
+async def test_a_second_writer_waits_at_the_gate_and_begins_once_the_first_commits(engines) -> None:
+    writer, impatient = engines  # impatient: busy_timeout 0, so meeting SQLite's lock would fail at once
+    gate = db.write_gate(writer.url.database)
+    async with db.session_factory(writer).begin() as writing:
+        await writing.execute(insert(ROWS).values(id=2))
+
+        async def second() -> None:
+            async with impatient.begin() as conn:
+                await conn.execute(insert(ROWS).values(id=3))
+
+        waiting = asyncio.create_task(second())
+        await apoll_until(_waiting(gate, 1), timeout=10, what="the second writer queued at the gate")
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 10)  # began when the first committed: no "database is locked"
+    assert gate.holder is None and gate.waiting == 0
+    async with db.read_session_factory(writer)() as reading:
+        assert list(await reading.scalars(select(ROWS.c.id).order_by(ROWS.c.id))) == [1, 2, 3]
+
+
+async def test_a_threaded_transaction_queues_at_the_gate_behind_an_async_writer(engines) -> None:
+    writer, _ = engines
+    gate = db.write_gate(writer.url.database)
+    transactions = db.threaded_transactions(writer)
+    assert transactions is not None
+    try:
+        await transactions.run(lambda conn: conn.exec_driver_sql("PRAGMA busy_timeout=0"))
+        async with db.session_factory(writer).begin() as writing:
+            await writing.execute(insert(ROWS).values(id=2))
+            waiting = asyncio.ensure_future(
+                transactions.run(lambda conn: conn.execute(insert(ROWS).values(id=3)))
+            )
+            await apoll_until(_waiting(gate, 1), timeout=10, what="the thread queued at the gate")
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        transactions.close()
+    async with db.read_session_factory(writer)() as reading:
+        assert list(await reading.scalars(select(ROWS.c.id).order_by(ROWS.c.id))) == [1, 2, 3]
+
+
+async def test_a_rolled_back_or_failed_transaction_opens_the_gate(engines) -> None:
+    writer, _ = engines
+    gate = db.write_gate(writer.url.database)
+    with pytest.raises(RuntimeError, match="no"):
+        async with db.session_factory(writer).begin() as writing:
+            await writing.execute(insert(ROWS).values(id=2))
+            assert gate.holder is not None
+            raise RuntimeError("no")
+    assert gate.holder is None
+    with pytest.raises(Exception, match="UNIQUE"):
+        async with writer.begin() as conn:
+            await conn.execute(insert(ROWS).values(id=1))
+    assert gate.holder is None
+
+
+async def test_read_sessions_pass_the_gate_by(engines) -> None:
+    writer, impatient = engines
+    gate = db.write_gate(writer.url.database)
+    async with db.session_factory(writer).begin() as writing:
+        await writing.execute(insert(ROWS).values(id=2))
+        async with db.read_session_factory(impatient)() as reading:
+            assert list(await reading.scalars(select(ROWS.c.id))) == [1]
+        assert gate.waiting == 0
+
+
+async def test_a_wait_past_the_timeout_gives_up_and_a_cancelled_wait_leaves_the_queue() -> None:
+    gate = db.WriteGate()
+    assert await gate.acquire("a", 1)
+    assert not await gate.acquire("b", 0.01)
+    assert not await asyncio.to_thread(gate.acquire_blocking, "c", 0.01)
+    assert gate.waiting == 0 and gate.holder == "a"
+
+    queued = asyncio.create_task(gate.acquire("d", 10))
+    await apoll_until(_waiting(gate, 1), timeout=10, what="d queued")
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert gate.waiting == 0
+
+    gate.release("someone else")  # not the holder: nothing happens
+    assert gate.holder == "a"
+    after = asyncio.create_task(gate.acquire("e", 10))
+    await apoll_until(_waiting(gate, 1), timeout=10, what="e queued")
+    gate.release("a")
+    assert await asyncio.wait_for(after, 10) and gate.holder == "e"
