@@ -154,6 +154,17 @@ _BY_CODE: dict[grpc.StatusCode, type[VigilError]] = {
 _CODE_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 
+def busy_database(exc: BaseException) -> Unavailable | None:
+    """The retryable status for a transaction that found SQLite's write lock held past the busy timeout (by
+    another process on the file), or None when `exc` is something else. Its transaction was rolled back."""
+    text = str(exc)
+    if type(exc).__name__ == "OperationalError" and (
+        "database is locked" in text or "database is busy" in text
+    ):
+        return Unavailable("the database is busy; retry shortly", retry_after_s=1.0)
+    return None
+
+
 def status_code(number: int) -> grpc.StatusCode | None:
     """The grpc.StatusCode with this numeric value (google.rpc.Code numbering), or None."""
     return _CODE_BY_NUMBER.get(number)

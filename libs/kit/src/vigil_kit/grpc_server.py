@@ -119,6 +119,15 @@ class _MethodGuard:
             )
             await context.abort_with_status(errors.to_grpc_status(exc))
             return exc.code
+        busy = errors.busy_database(exc)
+        if busy is not None:
+            # Overload, not a fault: the caller is told to retry (nothing of its call was committed).
+            logger.warning(
+                "call failed: the database stayed locked",
+                extra={"grpc_method": self.method, "grpc_code": "UNAVAILABLE"},
+            )
+            await context.abort_with_status(errors.to_grpc_status(busy))
+            return busy.code
         logger.exception("unhandled error in %s", self.method, extra={"grpc_method": self.method})
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         return grpc.StatusCode.INTERNAL

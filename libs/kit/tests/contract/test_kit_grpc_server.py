@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import OperationalError
 
 from vigil.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from vigil_kit import auth, errors, metrics
@@ -23,11 +25,14 @@ PROBE = "vigil.test.v1.Probe"
 
 
 def _raise_for(request: bytes) -> None:
-    """The test service's behaviour: b"reg1" → InvalidArgument REG-1, b"value" → ValueError, else OK."""
+    """The test service's behaviour: b"reg1" → InvalidArgument REG-1, b"value" → ValueError, b"locked" → SQLite's
+    write lock held past the busy timeout, else OK."""
     if request == b"reg1":
         raise errors.InvalidArgument("area type is required", rule="REG-1", field="device.area_type")
     if request == b"value":
         raise ValueError("secret internals: db password is pw123")
+    if request == b"locked":
+        raise OperationalError("UPDATE devices SET …", {}, sqlite3.OperationalError("database is locked"))
 
 
 async def _unary(request: bytes, context) -> bytes:
@@ -252,6 +257,19 @@ async def test_an_unexpected_exception_is_internal_and_leaks_nothing(channel, to
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert caught.value.details() == "internal error"
     assert "pw123" not in str(caught.value) and "ValueError" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_database_locked_past_its_busy_timeout_is_unavailable_with_a_retry_delay(
+    channel, token, kind
+):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call_probe(channel, kind, b"locked", token)
+
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    err = errors.from_rpc_error(caught.value)
+    assert isinstance(err, errors.Unavailable) and err.retry_after_s == 1.0
+    assert "UPDATE" not in caught.value.details()
 
 
 async def test_an_unexpected_exception_is_logged_with_its_traceback(channel, token, caplog):
