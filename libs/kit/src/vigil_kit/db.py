@@ -83,6 +83,14 @@ class WriteGate:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def try_take(self, owner: object) -> bool:
+        """Admit `owner` if the gate is open and no one waits (the uncontended case: no future, no thread)."""
+        with self._mutex:
+            if self._holder is None and not self._waiters:
+                self._holder = owner
+                return True
+            return False
+
     def _take_or_queue(self, owner: object, waiter: _GateWaiter) -> bool:
         with self._mutex:
             if self._holder is None and not self._waiters:
@@ -102,8 +110,7 @@ class WriteGate:
 
     async def acquire(self, owner: object, timeout_s: float) -> bool:
         """Admit `owner` (a DBAPI connection) from a coroutine; False if `timeout_s` passed first."""
-        loop = asyncio.get_running_loop()
-        waiter = _GateWaiter(owner, loop=loop, future=loop.create_future())
+        waiter = _GateWaiter(owner, future=asyncio.get_running_loop().create_future())
         if self._take_or_queue(owner, waiter):
             return True
         assert waiter.future is not None
@@ -142,15 +149,14 @@ class WriteGate:
 @dataclass(eq=False)
 class _GateWaiter:
     owner: object
-    loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[None] | None = None
     event: threading.Event | None = None
 
     def admit(self) -> None:
         if self.event is not None:
             self.event.set()
-        elif self.loop is not None and self.future is not None:
-            self.loop.call_soon_threadsafe(_resolve, self.future)
+        elif self.future is not None:
+            self.future.get_loop().call_soon_threadsafe(_resolve, self.future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -177,10 +183,10 @@ def _dbapi(connection: Any) -> Any:
 
 
 def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    is_async = isinstance(engine, AsyncEngine)
+    sync_engine = engine.sync_engine if is_async else engine
     database = sync_engine.url.database or ""
-    on_file = database not in ("", ":memory:") and not database.startswith("file::memory:")
-    gate = write_gate(database) if on_file else None
+    gate = write_gate(database) if _on_file(database) else None
     timeout_s = SQLITE_BUSY_TIMEOUT_MS / 1000
 
     @event.listens_for(sync_engine, "connect")
@@ -211,7 +217,9 @@ def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             return
         owner = _dbapi(conn.connection)
-        if isinstance(engine, AsyncEngine):
+        if gate.try_take(owner):
+            pass
+        elif is_async:
             await_only(gate.acquire(owner, timeout_s))
         else:
             gate.acquire_blocking(owner, timeout_s)
@@ -322,10 +330,14 @@ class ThreadedTransactions:
         self._sync.dispose()
 
 
+def _on_file(database: str) -> bool:
+    """Whether a SQLite URL's database is a file (not an in-memory database, which another connection cannot see)."""
+    return database not in ("", ":memory:") and not database.startswith("file::memory:")
+
+
 def is_sqlite_file(engine: AsyncEngine) -> bool:
-    """A SQLite engine on a database file (not an in-memory database, which another connection cannot see)."""
-    database = engine.url.database or ""
-    return is_sqlite(engine) and database not in ("", ":memory:") and not database.startswith("file::memory:")
+    """A SQLite engine on a database file."""
+    return is_sqlite(engine) and _on_file(engine.url.database or "")
 
 
 def threaded_transactions(engine: AsyncEngine) -> ThreadedTransactions | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -157,9 +158,10 @@ _CODE_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 def busy_database(exc: BaseException) -> Unavailable | None:
     """The retryable status for a transaction that found SQLite's write lock held past the busy timeout (by
     another process on the file), or None when `exc` is something else. Its transaction was rolled back."""
-    text = str(exc)
-    if type(exc).__name__ == "OperationalError" and (
-        "database is locked" in text or "database is busy" in text
+    cause = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's exception
+    if isinstance(cause, sqlite3.OperationalError) and str(cause) in (
+        "database is locked",
+        "database is busy",
     ):
         return Unavailable("the database is busy; retry shortly", retry_after_s=1.0)
     return None

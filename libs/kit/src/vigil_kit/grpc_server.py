@@ -109,6 +109,8 @@ class _MethodGuard:
     async def refuse(self, context: grpc.aio.ServicerContext, exc: Exception) -> grpc.StatusCode:
         """Answer `exc` as the call's status (raises AbortError); the code it answered with is returned only
         if aborting did not raise."""
+        # A lock held past the busy timeout is overload, not a fault: the caller is told to retry.
+        exc = errors.busy_database(exc) or exc
         if isinstance(exc, errors.VigilError):
             level = logging.ERROR if exc.code == grpc.StatusCode.INTERNAL else logging.INFO
             logger.log(
@@ -119,15 +121,6 @@ class _MethodGuard:
             )
             await context.abort_with_status(errors.to_grpc_status(exc))
             return exc.code
-        busy = errors.busy_database(exc)
-        if busy is not None:
-            # Overload, not a fault: the caller is told to retry (nothing of its call was committed).
-            logger.warning(
-                "call failed: the database stayed locked",
-                extra={"grpc_method": self.method, "grpc_code": "UNAVAILABLE"},
-            )
-            await context.abort_with_status(errors.to_grpc_status(busy))
-            return busy.code
         logger.exception("unhandled error in %s", self.method, extra={"grpc_method": self.method})
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         return grpc.StatusCode.INTERNAL

@@ -249,8 +249,10 @@ async def test_read_sessions_pass_the_gate_by(engines) -> None:
 
 
 async def test_a_wait_past_the_timeout_gives_up_and_a_cancelled_wait_leaves_the_queue() -> None:
+    assert db.WriteGate().try_take("x")  # open and no one waiting: admitted at once
     gate = db.WriteGate()
     assert await gate.acquire("a", 1)
+    assert not gate.try_take("b")
     assert not await gate.acquire("b", 0.01)
     assert not await asyncio.to_thread(gate.acquire_blocking, "c", 0.01)
     assert gate.waiting == 0 and gate.holder == "a"
