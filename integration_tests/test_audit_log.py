@@ -117,10 +117,15 @@ async def test_a_sigkilled_audit_log_resumes_with_every_record_once_and_the_whol
     published = records(N)
     producer = await create_producer(fresh_kafka_broker.address)
 
+    killed = asyncio.Event()
+
     async def publish_paced() -> None:
-        # In small chunks, so the service is killed while records are still arriving; then a redelivery
-        # of a stretch already published (as an outbox relay retrying after a crash would send).
+        # In small chunks, so the service is killed while records are still arriving: the second half
+        # waits for the kill, however fast or slow the appends are. Then a redelivery of a stretch already
+        # published (as an outbox relay retrying after a crash would send).
         for i in range(100, N, 100):
+            if i == N // 2:
+                await killed.wait()
             await publish(producer, published[i : i + 100])
             await asyncio.sleep(0.02)
         await publish(producer, published[N // 4 : N // 2])
@@ -136,6 +141,7 @@ async def test_a_sigkilled_audit_log_resumes_with_every_record_once_and_the_whol
         size = await log_size()
         return size if size > 100 else 0
 
+    publishing: asyncio.Task | None = None
     try:
         # A first chunk, appended before the stream starts, so the kill surely lands mid-stream.
         await publish(producer, published[:100])
@@ -145,9 +151,12 @@ async def test_a_sigkilled_audit_log_resumes_with_every_record_once_and_the_whol
             grown_past_first_chunk, timeout=30, interval=0.01, what="more leaves"
         )
         audit.kill()
+        killed.set()
         assert not publishing.done(), "the stream ended before the kill"
         await publishing
     finally:
+        if publishing is not None and not publishing.done():  # the test failed before the kill
+            publishing.cancel()
         await producer.stop()
     assert 0 < size_at_kill < N
     audit.start()
