@@ -64,19 +64,27 @@ async def test_a_source_that_raises_gets_a_failed_row_and_the_others_still_run(m
         raise RuntimeError("the service did not start")
 
     async def fine(ctx: BenchContext) -> list[Figure]:
-        return [Figure.bounded("fine", value=1.0, at_most=2.0, unit="s", notes=ctx.kafka_bootstrap)]
+        (ctx.workdir / "data").write_bytes(b"left behind")
+        told = f"{ctx.kafka_bootstrap} {ctx.s3_endpoint} {ctx.workdir.name}"
+        return [Figure.bounded("fine", value=1.0, at_most=2.0, unit="s", notes=told)]
 
     monkeypatch.setattr(bench_run, "discover", lambda only: {"broken": broken, "fine": fine})
-    brokers: list[str] = []
+    started: list[str] = []
 
-    @contextmanager
-    def broker(log_path: Path):
-        brokers.append(log_path.name)
-        yield SimpleNamespace(address=f"127.0.0.1:{9000 + len(brokers)}")
+    def server(port: int):
+        @contextmanager
+        def start(log_path: Path):
+            started.append(log_path.name)
+            yield SimpleNamespace(address=f"127.0.0.1:{port + len(started)}")
+
+        return start
 
     ctx = BenchContext(kafka_bootstrap="", s3_endpoint="", workdir=tmp_path)
-    figures = await bench_run.run_figures(ctx, None, broker=broker)
+    figures = await bench_run.run_figures(ctx, None, broker=server(9000), s3=server(7000))
     assert [f.figure for f in figures] == ["broken: not measured", "fine"]
-    # A broker of its own for each source, and the source is told its address.
-    assert brokers == ["tansu-broken.log", "tansu-fine.log"] and figures[1].notes == "127.0.0.1:9002"
+    # A broker, an S3 server and a work directory of its own for each source, and the source is told them.
+    assert started == ["tansu-broken.log", "moto-broken.log", "tansu-fine.log", "moto-fine.log"]
+    assert figures[1].notes == "127.0.0.1:9003 127.0.0.1:7004 fine"
     assert figures[0].meets == "NO" and "the service did not start" in figures[0].notes
+    # Each work directory is removed once its source is done, whether it measured or raised.
+    assert not (tmp_path / "fine").exists() and not (tmp_path / "broken").exists()

@@ -157,8 +157,9 @@ def machine_facts(now: datetime | None = None) -> list[str]:
         f"- OS: {platform.platform()}",
         f"- Python: {sys.version.split()[0]} ({platform.python_implementation()})",
         "- Packages: " + ", ".join(f"{p} {_version(p)}" for p in NOTED_PACKAGES),
-        "- Infrastructure: one embedded S3 server (moto) for the run; a fresh embedded Kafka broker (tansu, "
-        "in memory) for each figure source",
+        "- Infrastructure: for each figure source, a fresh embedded Kafka broker (tansu, in memory), a fresh "
+        "embedded S3 server (moto) and its own work directory, removed after it with its dirty pages written "
+        "out (os.sync) before the next source starts",
     ]
 
 

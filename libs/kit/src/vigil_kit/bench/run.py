@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -23,11 +25,22 @@ def _tansu(log_path: Path) -> AbstractContextManager[Any]:
     return embedded.tansu(log_path=log_path)
 
 
+def _moto(log_path: Path) -> AbstractContextManager[Any]:
+    return embedded.moto_s3(log_path=log_path)
+
+
 async def run_figures(
-    ctx: BenchContext, only: str | None, *, broker: Callable[[Path], AbstractContextManager[Any]] = _tansu
+    ctx: BenchContext,
+    only: str | None,
+    *,
+    broker: Callable[[Path], AbstractContextManager[Any]] = _tansu,
+    s3: Callable[[Path], AbstractContextManager[Any]] = _moto,
 ) -> list[Figure]:
-    """Every figure source in turn, each on a broker of its own (started for it, stopped after it), so that
-    no figure's consumers start behind the events an earlier figure left on a shared broker."""
+    """Every figure source in turn, each on infrastructure of its own, so that no figure pays for what an
+    earlier one left behind: a broker (no consumer starts behind an earlier figure's events), an S3 server
+    (moto keeps objects in memory, and locked ones cannot be deleted) and a work directory, removed after
+    the source with its dirty pages written out (os.sync), so that the next figure does not share the disk
+    with their write-back."""
     sources = discover(only)
     if not sources:
         raise SystemExit(
@@ -36,9 +49,16 @@ async def run_figures(
     figures: list[Figure] = []
     for name, source in sources.items():
         print(f"running {name} …", file=sys.stderr, flush=True)
+        workdir = ctx.workdir / name
+        workdir.mkdir(parents=True, exist_ok=True)
         try:
-            with broker(ctx.workdir / f"tansu-{name}.log") as started:
-                result = source(replace(ctx, kafka_bootstrap=started.address))
+            with (
+                broker(ctx.workdir / f"tansu-{name}.log") as kafka,
+                s3(ctx.workdir / f"moto-{name}.log") as storage,
+            ):
+                result = source(
+                    replace(ctx, kafka_bootstrap=kafka.address, s3_endpoint=storage.address, workdir=workdir)
+                )
                 if inspect.isawaitable(result):
                     result = await result
         except Exception as exc:
@@ -47,7 +67,11 @@ async def run_figures(
             traceback.print_exc()
             figures.append(failed_figure(name, exc))
             continue
-        figures.extend(result)
+        else:
+            figures.extend(result)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            os.sync()
     return figures
 
 
@@ -70,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     # broker and S3 server its figures started is stopped by the code that started it, not orphaned.
     signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
-        work = Path(tmp)
-        with embedded.moto_s3(log_path=work / "moto.log") as s3:
-            ctx = BenchContext(kafka_bootstrap="", s3_endpoint=s3.address, workdir=work)
-            figures = asyncio.run(run_figures(ctx, args.only))
+        ctx = BenchContext(kafka_bootstrap="", s3_endpoint="", workdir=Path(tmp))
+        figures = asyncio.run(run_figures(ctx, args.only))
     text = write_report(figures, args.out)
     print(text)
     return 0 if all(f.meets == "yes" for f in figures) else 1
