@@ -27,6 +27,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Execution option marking an engine (and its connections) as read-only: on SQLite its transactions
 # begin DEFERRED, taking no write lock (see read_session_factory).
 READ_ONLY_OPTION = "vigil_read_only"
+# Execution option marking an engine's write transactions as urgent: at the write gate they wait only
+# behind the transaction in progress and earlier urgent ones (see urgent_session_factory).
+URGENT_OPTION = "vigil_write_urgent"
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -67,6 +70,8 @@ class WriteGate:
     Async connections wait on a future (the event loop keeps running), threads on an event. A wait is
     bounded by the busy timeout; past it the transaction begins anyway and SQLite's busy handling
     decides, exactly as without the gate. Other processes on the file still meet SQLite's own locking.
+    An urgent waiter (a deadline-bound transaction, such as marking devices offline) is admitted before
+    every ordinary one, after the urgent ones queued before it.
     """
 
     def __init__(self) -> None:
@@ -96,7 +101,13 @@ class WriteGate:
             if self._holder is None and not self._waiters:
                 self._holder = owner
                 return True
-            self._waiters.append(waiter)
+            if waiter.urgent:
+                ahead = 0
+                while ahead < len(self._waiters) and self._waiters[ahead].urgent:
+                    ahead += 1
+                self._waiters.insert(ahead, waiter)
+            else:
+                self._waiters.append(waiter)
             return False
 
     def _withdraw(self, waiter: _GateWaiter) -> bool:
@@ -108,9 +119,9 @@ class WriteGate:
                 return False
             return True
 
-    async def acquire(self, owner: object, timeout_s: float) -> bool:
+    async def acquire(self, owner: object, timeout_s: float, *, urgent: bool = False) -> bool:
         """Admit `owner` (a DBAPI connection) from a coroutine; False if `timeout_s` passed first."""
-        waiter = _GateWaiter(owner, future=asyncio.get_running_loop().create_future())
+        waiter = _GateWaiter(owner, future=asyncio.get_running_loop().create_future(), urgent=urgent)
         if self._take_or_queue(owner, waiter):
             return True
         assert waiter.future is not None
@@ -124,9 +135,9 @@ class WriteGate:
             raise
         return True
 
-    def acquire_blocking(self, owner: object, timeout_s: float) -> bool:
+    def acquire_blocking(self, owner: object, timeout_s: float, *, urgent: bool = False) -> bool:
         """Admit `owner` from a thread that may block; False if `timeout_s` passed first."""
-        waiter = _GateWaiter(owner, event=threading.Event())
+        waiter = _GateWaiter(owner, event=threading.Event(), urgent=urgent)
         if self._take_or_queue(owner, waiter):
             return True
         assert waiter.event is not None
@@ -151,6 +162,7 @@ class _GateWaiter:
     owner: object
     future: asyncio.Future[None] | None = None
     event: threading.Event | None = None
+    urgent: bool = False
 
     def admit(self) -> None:
         if self.event is not None:
@@ -210,19 +222,21 @@ def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
         # Read-only sessions begin DEFERRED: under WAL they read a snapshot without queueing for the
         # write lock. Everything else takes the write lock up front (see create_engine), after its turn
         # at the process's write gate (see WriteGate).
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
+        options = conn.get_execution_options()
+        if options.get(READ_ONLY_OPTION):
             conn.exec_driver_sql("BEGIN")
             return
         if gate is None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             return
         owner = _dbapi(conn.connection)
+        urgent = bool(options.get(URGENT_OPTION))
         if gate.try_take(owner):
             pass
         elif is_async:
-            await_only(gate.acquire(owner, timeout_s))
+            await_only(gate.acquire(owner, timeout_s, urgent=urgent))
         else:
-            gate.acquire_blocking(owner, timeout_s)
+            gate.acquire_blocking(owner, timeout_s, urgent=urgent)
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
@@ -276,12 +290,29 @@ def read_session_factory(
     fail with SQLITE_BUSY at once rather than wait. PostgreSQL sessions are unchanged. Accepts the
     engine, or the read-write session factory whose engine to use.
     """
+    return async_sessionmaker(
+        _engine_of(engine_or_sessions).execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+    )
+
+
+def _engine_of(engine_or_sessions: AsyncEngine | async_sessionmaker[AsyncSession]) -> AsyncEngine:
     engine = engine_or_sessions
     if isinstance(engine, async_sessionmaker):
         engine = engine.kw["bind"]
     if not isinstance(engine, AsyncEngine):
-        raise TypeError("read_session_factory needs an AsyncEngine or a session factory bound to one")
-    return async_sessionmaker(engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False)
+        raise TypeError("a session factory needs an AsyncEngine or a session factory bound to one")
+    return engine
+
+
+def urgent_session_factory(
+    engine_or_sessions: AsyncEngine | async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose write transactions are urgent: on a SQLite file they are admitted at the process's
+    write gate before every ordinary writer queued there (see WriteGate), for work with a deadline that
+    must not wait out a burst of requests. PostgreSQL sessions are unchanged."""
+    return async_sessionmaker(
+        _engine_of(engine_or_sessions).execution_options(**{URGENT_OPTION: True}), expire_on_commit=False
+    )
 
 
 class ThreadedTransactions:

@@ -270,3 +270,53 @@ async def test_a_wait_past_the_timeout_gives_up_and_a_cancelled_wait_leaves_the_
     await apoll_until(_waiting(gate, 1), timeout=10, what="e queued")
     gate.release("a")
     assert await asyncio.wait_for(after, 10) and gate.holder == "e"
+
+
+async def test_an_urgent_waiter_is_admitted_before_the_ordinary_ones_queued_before_it() -> None:
+    gate = db.WriteGate()
+    assert await gate.acquire("a", 1)
+    admitted: list[str] = []
+
+    async def writer(name: str, urgent: bool = False) -> None:
+        assert await gate.acquire(name, 10, urgent=urgent)
+        admitted.append(name)
+
+    waiting = [asyncio.create_task(writer("b")), asyncio.create_task(writer("c"))]
+    await apoll_until(_waiting(gate, 2), timeout=10, what="b and c queued")
+    waiting.append(asyncio.create_task(writer("urgent-1", urgent=True)))
+    await apoll_until(_waiting(gate, 3), timeout=10, what="the first urgent writer queued")
+    waiting.append(asyncio.create_task(writer("urgent-2", urgent=True)))
+    await apoll_until(_waiting(gate, 4), timeout=10, what="the second urgent writer queued")
+    holder = "a"
+    for _ in range(4):
+        gate.release(holder)
+        await apoll_until(lambda n=len(admitted): _grew(admitted, n), timeout=10, what="the next admitted")
+        holder = admitted[-1]
+    await asyncio.gather(*waiting)
+    assert admitted == ["urgent-1", "urgent-2", "b", "c"]  # urgent first, each kind in its own order
+
+
+async def _grew(items: list[str], n: int) -> bool:
+    return len(items) > n
+
+
+async def test_an_urgent_session_begins_before_ordinary_writers_queued_at_the_gate(engines) -> None:
+    writer, _ = engines
+    gate = db.write_gate(writer.url.database)
+    order: list[int] = []
+
+    async def write(sessions, row: int) -> None:
+        async with sessions.begin() as session:
+            await session.execute(insert(ROWS).values(id=row))  # its transaction begins (at the gate) here
+            order.append(row)
+
+    async with db.session_factory(writer).begin() as writing:
+        await writing.execute(insert(ROWS).values(id=2))
+        ordinary = asyncio.create_task(write(db.session_factory(writer), 3))
+        await apoll_until(_waiting(gate, 1), timeout=10, what="the ordinary writer queued")
+        urgent = asyncio.create_task(write(db.urgent_session_factory(writer), 4))
+        await apoll_until(_waiting(gate, 2), timeout=10, what="the urgent writer queued")
+    await asyncio.wait_for(asyncio.gather(ordinary, urgent), 10)
+    assert order == [4, 3]
+    async with db.read_session_factory(writer)() as reading:
+        assert list(await reading.scalars(select(ROWS.c.id).order_by(ROWS.c.id))) == [1, 2, 3, 4]

@@ -19,7 +19,9 @@ activation and the last keepalive) is loaded from the database when the detector
 after every commit that changes a deadline (keepalive, activation, update, suspension,
 decommissioning). The detector sleeps until the next deadline (never more than
 `offline_check_max_sleep_s`), re-checks each due device against its locked row, and marks it OFFLINE
-with a DeviceWentOffline event and an audit record in one transaction. One registry process runs the
+with a DeviceWentOffline event and an audit record in one transaction — an urgent one, which the
+process's SQLite write gate admits before the requests' writers queued there (a burst of activations
+would otherwise hold the detection back by their commits, one after another). One registry process runs the
 detector (the deployment runs one replica of the registry).
 """
 
@@ -37,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
-from vigil_kit import audit
+from vigil_kit import audit, db
 from vigil_kit.auth import Principal
 from vigil_kit.errors import NotFound, VigilError
 from vigil_registry import codec, metrics
@@ -155,6 +157,9 @@ class StatusService:
         batch_max: int = 2000,
     ) -> None:
         self.sessions = sessions
+        # REG-11's deadline: marking devices offline does not queue behind a burst of requests' writes.
+        self.urgent_sessions = db.urgent_session_factory(sessions)
+        self.read_sessions = db.read_session_factory(sessions)
         self.store = store
         self.publisher = publisher
         self.policy = policy
@@ -418,7 +423,7 @@ class StatusService:
     # --- offline ---------------------------------------------------------------------------------
 
     async def load_deadlines(self) -> int:
-        async with self.sessions() as s:
+        async with self.read_sessions() as s:  # a snapshot: no turn at the write lock
             watched = await self.store.watched_devices(s)
         for device in watched:
             self.tracker.track(device)
@@ -430,7 +435,7 @@ class StatusService:
         now = self.clock()
         marked: list[Device] = []
         still: list[Device] = []
-        async with self.sessions.begin() as s:
+        async with self.urgent_sessions.begin() as s:
             views = await self.store.keepalive_views(s, device_ids)
             for view in views.values():
                 off = keepalive.mark_offline(view.device, now)

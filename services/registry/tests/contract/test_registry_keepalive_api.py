@@ -6,9 +6,11 @@ import asyncio
 from datetime import timedelta
 
 import grpc
+from sqlalchemy import text
 
 from vigil.registry.v1 import events_pb2
 from vigil.registry.v1 import registry_service_pb2 as pb
+from vigil_kit import db
 from vigil_testing.calls import refused
 from vigil_testing.poll import apoll_until
 
@@ -87,6 +89,41 @@ async def test_an_offline_device_comes_back_online_on_its_next_keepalive(city: R
     assert response.went_online and response.state == pb.DEVICE_STATE_ACTIVE
     (event,) = await city.events(type_=events_pb2.DeviceWentOnline)
     assert event.message.outage.seconds == 61
+
+
+async def test_marking_offline_does_not_queue_behind_the_writers_already_waiting(city: Registry) -> None:
+    # REG-11's deadline: the detector's transaction is admitted at the write gate before requests' writes
+    # queued there first (a burst of activations would otherwise delay detection by all their commits).
+    dev = await active(city, keepalive_interval_s=1, keepalive_timeout_count=1)
+    assert city.context is not None
+    sessions = city.context.sessions
+    gate = db.write_gate(city.context.engine.url.database)
+    seen: list[str] = []
+
+    async def ordinary_writer() -> None:
+        async with sessions.begin() as s:  # its transaction begins at the first statement, at the gate
+            seen.append(await s.scalar(text("SELECT state FROM devices WHERE device_id = :d"), {"d": dev}))
+
+    detector = city.detector()
+    detecting = asyncio.create_task(detector.run())
+    try:
+        async with sessions.begin() as holding:
+            await holding.execute(text("SELECT 1"))  # holds the write lock, and the gate
+            writers = [asyncio.create_task(ordinary_writer()) for _ in range(3)]
+            await apoll_until(lambda: _queued(gate, 3), timeout=10, what="three writers queued at the gate")
+            city.clock.advance(seconds=2)  # the device is now past its deadline: the detector acts
+            await apoll_until(lambda: _queued(gate, 4), timeout=10, what="the detector queued at the gate")
+        await asyncio.wait_for(asyncio.gather(*writers), 10)
+    finally:
+        detector.stop()
+        await asyncio.wait_for(detecting, 5)
+    assert seen == ["DEVICE_STATE_OFFLINE"] * 3  # every queued writer began after the detector committed
+    (event,) = await city.events(type_=events_pb2.DeviceWentOffline)
+    assert event.key == dev
+
+
+async def _queued(gate: db.WriteGate, n: int) -> bool:
+    return gate.waiting == n
 
 
 async def test_a_keepalive_reporting_a_new_aim_raises_unauthorized_change_detected(city: Registry) -> None:
