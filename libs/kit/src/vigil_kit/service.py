@@ -439,6 +439,7 @@ def service_main(
     except ValidationError as exc:
         sys.stderr.write(f"{prog}: bad setting: {describe_validation_error(settings_cls, exc)}\n")
         raise SystemExit(2) from None
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     try:
         asyncio.run(run(settings))
     except Exception:
