@@ -19,6 +19,7 @@ from typing import Any
 
 from vigil_kit import embedded
 from vigil_kit.bench import BenchContext, Figure, discover, write_report
+from vigil_kit.settings import ServiceSettings
 
 
 def _tansu(log_path: Path) -> AbstractContextManager[Any]:
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     # A stopped run (SIGTERM, as from `kill` or a CI timeout) unwinds like Ctrl-C, so every service,
     # broker and S3 server its figures started is stopped by the code that started it, not orphaned.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Figures that serve a servicer in this process run it with the GIL switch interval a service process
+    # has (vigil_kit.service.service_main).
+    sys.setswitchinterval(ServiceSettings.model_fields["gil_switch_interval_ms"].default / 1000)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         ctx = BenchContext(kafka_bootstrap="", s3_endpoint="", workdir=Path(tmp))
         figures = asyncio.run(run_figures(ctx, args.only))
