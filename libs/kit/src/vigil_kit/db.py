@@ -91,15 +91,18 @@ class WriteGate:
     def try_take(self, owner: object) -> bool:
         """Admit `owner` if the gate is open and no one waits (the uncontended case: no future, no thread)."""
         with self._mutex:
-            if self._holder is None and not self._waiters:
-                self._holder = owner
-                return True
-            return False
+            return self._take_if_open(owner)
+
+    def _take_if_open(self, owner: object) -> bool:
+        # Under self._mutex.
+        if self._holder is None and not self._waiters:
+            self._holder = owner
+            return True
+        return False
 
     def _take_or_queue(self, owner: object, waiter: _GateWaiter) -> bool:
         with self._mutex:
-            if self._holder is None and not self._waiters:
-                self._holder = owner
+            if self._take_if_open(owner):
                 return True
             if waiter.urgent:
                 ahead = 0
@@ -230,13 +233,12 @@ def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             return
         owner = _dbapi(conn.connection)
-        urgent = bool(options.get(URGENT_OPTION))
-        if gate.try_take(owner):
-            pass
-        elif is_async:
-            await_only(gate.acquire(owner, timeout_s, urgent=urgent))
-        else:
-            gate.acquire_blocking(owner, timeout_s, urgent=urgent)
+        if not gate.try_take(owner):
+            urgent = bool(options.get(URGENT_OPTION))
+            if is_async:
+                await_only(gate.acquire(owner, timeout_s, urgent=urgent))
+            else:
+                gate.acquire_blocking(owner, timeout_s, urgent=urgent)
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:

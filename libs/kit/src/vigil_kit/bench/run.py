@@ -67,7 +67,6 @@ async def run_figures(
             # that says so (and fails the run's exit code), and the rest still run.
             traceback.print_exc()
             figures.append(failed_figure(name, exc))
-            continue
         else:
             figures.extend(result)
         finally:
