@@ -2,7 +2,11 @@
 
 - At start (and every `index_refresh_s`, as a safety net) both are brought to the database's state; after
   the first load only requests whose stored bytes changed are decoded, so a refresh does not hold the loop.
-- The deciding process applies its own approvals and revocations before their RPC returns.
+- The deciding process applies its own approvals and revocations before their RPC returns; their events
+  reach it later through the log. A request only moves forward (pending, approved, ended), so the book
+  ignores an event or snapshot that would move one back: a late AccessRequested never takes out the
+  grant its own process has just approved, and a late AccessApproved never files a revoked grant again
+  (ACC-3). Principals' facts likewise only move to a newer update_time.
 - Every process reads vigil.sharing.events.v1 (other replicas' changes) and vigil.registry.events.v1 (device
   facts) with its own group-less consumer from the end of the log: no group join, no committed offsets,
   so a restart costs nothing. It positions itself at the end of each partition BEFORE rebuilding from the
@@ -15,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.sharing.v1 import events_pb2
@@ -28,7 +34,7 @@ from vigil_kit.errors import VigilError
 from vigil_sharing import codec, metrics, store
 from vigil_sharing.devices import DeviceDirectory
 from vigil_sharing.domain.index import GrantIndex
-from vigil_sharing.domain.model import AccessRequest, Clock, Grant, PrincipalFacts
+from vigil_sharing.domain.model import AccessRequest, Clock, Grant, PrincipalFacts, RequestState
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,20 @@ _FACTS_CHANGED = events_pb2.PrincipalFactsChanged.DESCRIPTOR.full_name
 # Changed requests decoded between two yields to the event loop during a load (a few ms of work each).
 LOAD_CHUNK = 250
 
+# How far along its life a request is; nothing moves one back.
+_PENDING, _APPROVED, _ENDED = 0, 1, 2
+_STAGE = {
+    RequestState.UNSPECIFIED: _PENDING,
+    RequestState.PENDING: _PENDING,
+    RequestState.APPROVED: _APPROVED,
+    RequestState.DENIED: _ENDED,
+    RequestState.REVOKED: _ENDED,
+    RequestState.EXPIRED: _ENDED,
+}
+# How long the book remembers that a request ended, against its own older events arriving late (they
+# trail the change by the outbox relay's lag: seconds; the periodic load corrects anything older).
+ENDED_MEMORY_S = 3600.0
+
 
 class GrantBook:
     """The grant index and principals' facts of this process (one event loop owns them)."""
@@ -63,6 +83,8 @@ class GrantBook:
         # snapshot the load read, so the load leaves them as they are.
         self._touched: set[str] | None = None
         self._touched_facts: set[str] | None = None
+        # Requests that ended, oldest first, with the monotonic time the book learnt it.
+        self._ended: dict[str, float] = {}
 
     async def load(self) -> None:
         """Bring the index and the facts to the database's state.
@@ -84,14 +106,15 @@ class GrantBook:
                 if start:
                     await asyncio.sleep(0)  # let calls in flight run between chunks
                 for request_id, payload in changed[start : start + LOAD_CHUNK]:
-                    if request_id in self._touched:
+                    if request_id in self._touched or request_id in self._ended:
                         continue
                     request = codec.from_access_request(pb.AccessRequest.FromString(payload))
                     self.index.add(Grant.from_request(request))
                     self._loaded[request_id] = payload
             for grant_id in [g for g in self._filed() if g not in approved and g not in self._touched]:
-                self.index.remove(grant_id)
+                self.index.remove(grant_id)  # no longer approved: it ended
                 self._loaded.pop(grant_id, None)
+                self._remember_ended(grant_id)
             kept = {k: v for k, v in self._facts.items() if k in self._touched_facts}
             self._facts = {f.principal_id: f for f in facts} | kept
         finally:
@@ -101,18 +124,45 @@ class GrantBook:
     def _filed(self) -> list[str]:
         return [g.grant_id for g in self.index.grants()]
 
-    def apply(self, request: AccessRequest) -> None:
-        """File an approved request's grant, or take out one in any other state."""
+    def _stage(self, request_id: str) -> int:
+        if request_id in self._ended:
+            return _ENDED
+        return _APPROVED if self.index.get(request_id) is not None else _PENDING
+
+    def apply(self, request: AccessRequest) -> bool:
+        """File an approved request's grant, or take out one in any other state; False (and nothing
+        changes) when the book already knows the request further along its life."""
+        stage = _STAGE[request.state]
+        if stage < self._stage(request.request_id):
+            return False
         self.index.add(Grant.from_request(request))
         self._loaded.pop(request.request_id, None)
         if self._touched is not None:
             self._touched.add(request.request_id)
+        if stage == _ENDED:
+            self._remember_ended(request.request_id)
         metrics.ACTIVE_GRANTS.set(len(self.index))
+        return True
 
-    def set_facts(self, facts: pb.PrincipalFacts) -> None:
+    def _remember_ended(self, request_id: str) -> None:
+        now = time.monotonic()
+        self._ended.pop(request_id, None)
+        self._ended[request_id] = now
+        while True:  # oldest first: stop at the first one still remembered
+            oldest = next(iter(self._ended))
+            if now - self._ended[oldest] < ENDED_MEMORY_S:
+                break
+            del self._ended[oldest]
+
+    def set_facts(self, facts: pb.PrincipalFacts) -> bool:
+        """Keep `facts` unless the book holds the principal's facts of a later update_time."""
+        known = self._facts.get(facts.principal_id)
+        if known is not None and _instant(known.update_time) > _instant(facts.update_time):
+            return False
         self._facts[facts.principal_id] = facts
         if self._touched_facts is not None:
             self._touched_facts.add(facts.principal_id)
+        return True
 
     def facts_message(self, principal_id: str) -> pb.PrincipalFacts:
         return self._facts.get(principal_id) or pb.PrincipalFacts(principal_id=principal_id)
@@ -135,6 +185,10 @@ class GrantBook:
             self.apply(codec.from_access_request(msg.access_request))  # type: ignore[attr-defined]
         elif event.type == _FACTS_CHANGED:
             self.set_facts(events_pb2.PrincipalFactsChanged.FromString(event.data).facts)
+
+
+def _instant(ts: Timestamp) -> tuple[int, int]:
+    return (ts.seconds, ts.nanos)
 
 
 class LocalSync:

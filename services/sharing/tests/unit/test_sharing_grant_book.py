@@ -111,3 +111,60 @@ async def test_a_revocation_applied_while_a_load_runs_is_not_undone_by_its_older
     await asyncio.gather(book.load(), revoke_when_the_load_yields())
     assert late not in book.index
     assert len(book.index) == 3 * grants.LOAD_CHUNK - 1
+
+
+# ACC-3: this process applies its own approvals and revocations at once; their events reach it later
+# through the log, and must not move a request back to where it was.
+def domain(n: int, state: int) -> object:
+    return codec.from_access_request(request(n, state))
+
+
+def test_a_late_access_requested_event_does_not_take_out_a_grant_approved_here() -> None:
+    book = GrantBook(None)  # type: ignore[arg-type]
+    assert book.apply(domain(1, pb.REQUEST_STATE_APPROVED))
+    assert not book.apply(domain(1, pb.REQUEST_STATE_PENDING))
+    assert "req-1" in book.index
+
+
+def test_a_late_approval_event_does_not_file_a_grant_revoked_here_again() -> None:
+    book = GrantBook(None)  # type: ignore[arg-type]
+    book.apply(domain(1, pb.REQUEST_STATE_APPROVED))
+    assert book.apply(domain(1, pb.REQUEST_STATE_REVOKED))
+    assert not book.apply(domain(1, pb.REQUEST_STATE_APPROVED))
+    assert not book.apply(domain(1, pb.REQUEST_STATE_PENDING))
+    assert "req-1" not in book.index
+
+
+def test_an_ended_request_is_remembered_for_the_memory_span_only(monkeypatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(grants.time, "monotonic", lambda: clock[0])
+    book = GrantBook(None)  # type: ignore[arg-type]
+    book.apply(domain(1, pb.REQUEST_STATE_REVOKED))
+    clock[0] += grants.ENDED_MEMORY_S - 1
+    assert not book.apply(domain(1, pb.REQUEST_STATE_APPROVED))
+    book.apply(domain(2, pb.REQUEST_STATE_EXPIRED))
+    clock[0] += 2  # req-1 ended more than the span ago; req-2 did not
+    book.apply(domain(3, pb.REQUEST_STATE_DENIED))
+    assert book.apply(domain(1, pb.REQUEST_STATE_APPROVED))  # forgotten: the periodic load corrects it
+    assert not book.apply(domain(2, pb.REQUEST_STATE_APPROVED))
+
+
+async def test_a_load_does_not_file_a_request_that_ended_after_its_snapshot_was_stored(sessions) -> None:
+    await store_requests(sessions, request(1))
+    book = GrantBook(db.read_session_factory(sessions))
+    book.apply(domain(1, pb.REQUEST_STATE_REVOKED))  # e.g. another replica's revocation, read from the log
+    await book.load()
+    assert "req-1" not in book.index
+
+
+def facts(principal: str, at: datetime, *, unmask: bool) -> pb.PrincipalFacts:
+    return pb.PrincipalFacts(principal_id=principal, unmask_right=unmask, update_time=codec.ts(at))
+
+
+def test_late_facts_do_not_replace_newer_ones() -> None:
+    book = GrantBook(None)  # type: ignore[arg-type]
+    assert book.set_facts(facts("user:7", NOW, unmask=False))
+    assert not book.set_facts(facts("user:7", NOW - timedelta(seconds=1), unmask=True))
+    assert book.facts_message("user:7").unmask_right is False
+    assert book.set_facts(facts("user:7", NOW + timedelta(seconds=1), unmask=True))
+    assert book.facts_message("user:7").unmask_right is True
