@@ -18,7 +18,22 @@ import pytest
 
 from vigil_kit import embedded
 from vigil_testing.postgres import PostgresCluster, pg_bin
-from vigil_testing.services import issuer, vigil_service  # noqa: F401  (registers the service fixtures)
+from vigil_testing.services import (  # issuer, vigil_service: registers the service fixtures
+    STARTED,
+    failure_logs,
+    issuer,  # noqa: F401
+    vigil_service,  # noqa: F401
+)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[object]:
+    """A failed test that started services reports their warnings and errors beside its traceback."""
+    report = yield
+    services = item.stash.get(STARTED, None)
+    if services and report.failed and report.when in ("setup", "call"):
+        report.sections.append(("vigil service logs", failure_logs(services)))
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -223,6 +223,27 @@ def issuer() -> TokenIssuer:
 
 
 ServiceFactory = Callable[..., ServiceProcess]
+# The services a test's `vigil_service` started, kept on its item for the failure report.
+STARTED = pytest.StashKey[list[ServiceProcess]]()
+# Lines of each service's log a failure report shows: its warnings and errors, the last ones.
+REPORT_LINES = 40
+
+
+def failure_logs(services: list[ServiceProcess]) -> str:
+    """The last warnings and errors each service logged (its JSON lines at WARNING or above)."""
+    parts = []
+    for service in services:
+        lines = [
+            line
+            for line in service.log_text().splitlines()
+            if '"level": "WARNING"' in line
+            or '"level": "ERROR"' in line
+            or '"level": "CRITICAL"' in line
+            or not line.startswith("{")  # tracebacks and whatever the process printed itself
+        ]
+        shown = "\n".join(lines[-REPORT_LINES:]) or "(no warnings or errors)"
+        parts.append(f"--- {service.name} ({service.workdir}) ---\n{shown}")
+    return "\n".join(parts)
 
 
 @pytest.fixture
@@ -236,6 +257,7 @@ def vigil_service(
     it starts is stopped at teardown.
     """
     started: list[ServiceProcess] = []
+    request.node.stash[STARTED] = started  # the failure report shows their logs (plugin.py)
 
     def factory(
         name: str,
