@@ -30,6 +30,7 @@ from vigil_media.evidence import verify_export
 from vigil_media.masks import MASK_LUMA, rasterise
 from vigil_testing.platform import Uploader, admin_token, gateway_token, new_device_id, register_active_device
 from vigil_testing.poll import apoll_until
+from vigil_testing.services import start_together
 
 pytestmark = pytest.mark.slow
 
@@ -52,21 +53,27 @@ def _download(url: str) -> bytes:
 
 @pytest.fixture
 def stack(vigil_service, issuer: TokenIssuer, s3_server):
-    registry = vigil_service("registry", JURISDICTION_PREFIXES='["3202"]')
+    registry = vigil_service("registry", start=False, JURISDICTION_PREFIXES='["3202"]')
     ingest = vigil_service(
-        "ingest", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("ingest"), s3=s3_server
+        "ingest",
+        start=False,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("ingest"),
+        s3=s3_server,
     )
     sharing = vigil_service(
-        "sharing", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
+        "sharing", start=False, REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
     )
     archive = vigil_service(
         "archive",
+        start=False,
         REGISTRY_ADDR=registry.address,
         SHARING_ADDR=sharing.address,
         SERVICE_TOKEN=issuer.mint_service("archive"),
         X264_PRESET="ultrafast",
         s3=s3_server,
     )
+    start_together(registry, ingest, sharing, archive)
     return registry, ingest, sharing, archive
 
 

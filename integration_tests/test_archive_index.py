@@ -29,19 +29,29 @@ from vigil_testing.platform import (
     ts_payload,
 )
 from vigil_testing.poll import apoll_until
+from vigil_testing.services import start_together
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def stack(vigil_service, issuer: TokenIssuer, s3_server):
-    registry = vigil_service("registry", JURISDICTION_PREFIXES='["3202"]')
+    registry = vigil_service("registry", start=False, JURISDICTION_PREFIXES='["3202"]')
     ingest = vigil_service(
-        "ingest", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("ingest"), s3=s3_server
+        "ingest",
+        start=False,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("ingest"),
+        s3=s3_server,
     )
     archive = vigil_service(
-        "archive", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("archive"), s3=s3_server
+        "archive",
+        start=False,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("archive"),
+        s3=s3_server,
     )
+    start_together(registry, ingest, archive)
     return registry, ingest, archive
 
 

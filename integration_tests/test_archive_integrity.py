@@ -45,6 +45,7 @@ from vigil_kit.segment_header import (
 )
 from vigil_kit.settings import ServiceSettings
 from vigil_testing.platform import register_active_device
+from vigil_testing.services import start_together
 
 SHOP = ("91320200MA1ABCDEF0", "Corner shop", "UNIT_KIND_ENTERPRISE")
 ADMIN_UNIT = "11320200MB0000001T"
@@ -96,19 +97,26 @@ async def _register_and_activate(address: str, token: str, device_id: str, publi
 def _stack(vigil_service, issuer: TokenIssuer, **archive_settings: object):
     registry = vigil_service(
         "registry",
+        start=False,
         JURISDICTION_PREFIXES='["3202"]',
         RETENTION_PROFILES_DAYS=f'{{"standard": 30, "flash": {FLASH_DAYS}}}',
     )
     ingest = vigil_service(
-        "ingest", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("ingest"), MIN_LOCK_S=1
+        "ingest",
+        start=False,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("ingest"),
+        MIN_LOCK_S=1,
     )
     archive = vigil_service(
         "archive",
+        start=False,
         REGISTRY_ADDR=registry.address,
         SERVICE_TOKEN=issuer.mint_service("archive"),
         SWEEP_INTERVAL_S=3600,  # expiry would remove the expired segment this test deletes behind its back
         **archive_settings,
     )
+    start_together(registry, ingest, archive)
     return registry, ingest, archive
 
 

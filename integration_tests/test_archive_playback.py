@@ -32,6 +32,7 @@ from vigil_kit.grpc_client import make_channel
 from vigil_kit.kafka import create_consumer
 from vigil_testing.platform import Uploader, admin_token, gateway_token, new_device_id, register_active_device
 from vigil_testing.poll import apoll_until
+from vigil_testing.services import start_together
 
 pytestmark = pytest.mark.slow
 
@@ -47,21 +48,27 @@ def _token(issuer: TokenIssuer, who: str, unit: tuple[str, str], role: str) -> s
 
 @pytest.fixture
 def stack(vigil_service, issuer: TokenIssuer, s3_server):
-    registry = vigil_service("registry", JURISDICTION_PREFIXES='["3202"]')
+    registry = vigil_service("registry", start=False, JURISDICTION_PREFIXES='["3202"]')
     ingest = vigil_service(
-        "ingest", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("ingest"), s3=s3_server
+        "ingest",
+        start=False,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("ingest"),
+        s3=s3_server,
     )
     sharing = vigil_service(
-        "sharing", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
+        "sharing", start=False, REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
     )
     archive = vigil_service(
         "archive",
+        start=False,
         REGISTRY_ADDR=registry.address,
         SHARING_ADDR=sharing.address,
         SERVICE_TOKEN=issuer.mint_service("archive"),
         PRESIGN_TTL_S=str(PRESIGN_TTL_S),
         s3=s3_server,
     )
+    start_together(registry, ingest, sharing, archive)
     return registry, ingest, sharing, archive
 
 

@@ -20,7 +20,7 @@ from vigil_kit.auth import TokenIssuer
 from vigil_testing.cli import Cli
 from vigil_testing.cli import cli_for as shared_cli_for
 from vigil_testing.poll import poll_until
-from vigil_testing.services import ServiceProcess
+from vigil_testing.services import ServiceProcess, start_together
 
 DIRECTORY = load_directory()
 # A unit and site this module creates (a unified social credit code with a valid check character).
@@ -90,10 +90,11 @@ def _rfc3339(t: datetime) -> str:
 def test_the_analysts_playback_request_approved_by_an_officer_allows_one_device_until_revoked(
     vigil_service, issuer: TokenIssuer, tmp_path: Path
 ) -> None:
-    registry = vigil_service("registry")
+    registry = vigil_service("registry", start=False)
     sharing = vigil_service(
-        "sharing", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
+        "sharing", start=False, REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
     )
+    start_together(registry, sharing)
     granted, other = hospital_cameras(registry, issuer)
     cli = cli_for(registry, sharing, issuer, tmp_path / "home")
     now = datetime.now(UTC).replace(microsecond=0)

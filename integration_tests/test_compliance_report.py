@@ -36,6 +36,7 @@ from vigil_testing.platform import (
     ts_payload,
 )
 from vigil_testing.poll import apoll_until
+from vigil_testing.services import start_together
 
 pytestmark = pytest.mark.slow
 
@@ -64,15 +65,24 @@ def _auditor(issuer: TokenIssuer) -> str:
 def stack(vigil_service, issuer: TokenIssuer, s3_server, fresh_kafka_broker):
     # A broker of its own: the audit log then holds this test's history only.
     kafka = fresh_kafka_broker
-    registry = vigil_service("registry", kafka=kafka, JURISDICTION_PREFIXES='["3202"]')
+    registry = vigil_service("registry", start=False, kafka=kafka, JURISDICTION_PREFIXES='["3202"]')
     ingest = vigil_service(
-        "ingest", kafka=kafka, REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("ingest")
+        "ingest",
+        start=False,
+        kafka=kafka,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("ingest"),
     )
     sharing = vigil_service(
-        "sharing", kafka=kafka, REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
+        "sharing",
+        start=False,
+        kafka=kafka,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("sharing"),
     )
     archive = vigil_service(
         "archive",
+        start=False,
         kafka=kafka,
         REGISTRY_ADDR=registry.address,
         SHARING_ADDR=sharing.address,
@@ -81,6 +91,7 @@ def stack(vigil_service, issuer: TokenIssuer, s3_server, fresh_kafka_broker):
     hour = datetime.now(UTC).hour
     audit = vigil_service(
         "audit",
+        start=False,
         kafka=kafka,
         REGISTRY_ADDR=registry.address,
         ARCHIVE_ADDR=archive.address,
@@ -91,6 +102,7 @@ def stack(vigil_service, issuer: TokenIssuer, s3_server, fresh_kafka_broker):
         COMPLIANCE_NIGHT_END_HOUR=(hour + 2) % 24,
         COMPLIANCE_BULK_EXPORT_SEGMENTS=2,
     )
+    start_together(registry, ingest, sharing, archive, audit)
     return registry, ingest, sharing, archive, audit
 
 

@@ -58,6 +58,7 @@ from vigil_testing.platform import (
     register_active_device,
 )
 from vigil_testing.poll import apoll_until
+from vigil_testing.services import start_together
 
 pytestmark = pytest.mark.slow
 
@@ -89,17 +90,24 @@ def city(vigil_service, issuer: TokenIssuer, s3_server, tmp_path):
     )
     registry = vigil_service(
         "registry",
+        start=False,
         JURISDICTION_PREFIXES='["3202"]',
         RETENTION_PROFILES_DAYS=f'{{"standard": 30, "extended": 90, "important": 730, "blink": {BLINK_DAYS}}}',
     )
     common = {"REGISTRY_ADDR": registry.address}
     # MIN_LOCK_S: the store room's short profile applies as is (ingest otherwise locks for an hour at least).
     ingest = vigil_service(
-        "ingest", SERVICE_TOKEN=issuer.mint_service("ingest"), MIN_LOCK_S="1", s3=s3_server, **common
+        "ingest",
+        start=False,
+        SERVICE_TOKEN=issuer.mint_service("ingest"),
+        MIN_LOCK_S="1",
+        s3=s3_server,
+        **common,
     )
-    sharing = vigil_service("sharing", SERVICE_TOKEN=issuer.mint_service("sharing"), **common)
+    sharing = vigil_service("sharing", start=False, SERVICE_TOKEN=issuer.mint_service("sharing"), **common)
     archive = vigil_service(
         "archive",
+        start=False,
         SERVICE_TOKEN=issuer.mint_service("archive"),
         SHARING_ADDR=sharing.address,
         SWEEP_INTERVAL_S="1",
@@ -108,11 +116,13 @@ def city(vigil_service, issuer: TokenIssuer, s3_server, tmp_path):
     )
     audit = vigil_service(
         "audit",
+        start=False,
         SERVICE_TOKEN=issuer.mint_service("audit"),
         SIGNING_KEY_FILE=str(key),
         ARCHIVE_ADDR=archive.address,
         **common,
     )
+    start_together(registry, ingest, sharing, archive, audit)
     return registry, ingest, sharing, archive, audit
 
 

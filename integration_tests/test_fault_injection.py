@@ -15,7 +15,6 @@ scale it up for a soak (`make soak`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import time
@@ -53,7 +52,7 @@ from vigil_testing.platform import (
     ts_payload,
 )
 from vigil_testing.poll import apoll_until
-from vigil_testing.services import ServiceProcess
+from vigil_testing.services import ServiceProcess, start_together, stop_together
 
 pytestmark = pytest.mark.slow
 
@@ -192,10 +191,11 @@ def stack(tmp_path, fresh_kafka_broker: EmbeddedProcess, s3_server: EmbeddedProc
         if name == "audit":
             p.settings = {**p.settings, "SIGNING_KEY_FILE": str(key)}
     processes["registry"].settings = {**processes["registry"].settings, "JURISDICTION_PREFIXES": '["3202"]'}
-    with contextlib.ExitStack() as stack:
-        for p in processes.values():
-            stack.enter_context(p)
+    try:
+        start_together(*processes.values())
         yield processes, fresh_kafka_broker
+    finally:
+        stop_together(*processes.values())
 
 
 async def test_killing_services_while_cameras_upload_loses_and_duplicates_nothing(

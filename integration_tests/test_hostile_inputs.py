@@ -71,7 +71,7 @@ from vigil_testing.platform import (
     ts_payload,
 )
 from vigil_testing.poll import apoll_until, poll_until
-from vigil_testing.services import ServiceProcess
+from vigil_testing.services import ServiceProcess, start_together, stop_together
 
 pytestmark = pytest.mark.slow
 
@@ -154,13 +154,6 @@ class Stack:
         return list(found.segments)
 
 
-def _start_all(services: Sequence[ServiceProcess]) -> None:
-    for service in services:
-        service.start(wait_serving=False)
-    for service in services:
-        service.wait_for_status("SERVING", timeout=90)
-
-
 @pytest.fixture(scope="module")
 def stack(
     tmp_path_factory: pytest.TempPathFactory,
@@ -201,7 +194,7 @@ def stack(
     )
     services = {"registry": registry, "sharing": sharing, "ingest": ingest, "archive": archive}
     try:
-        _start_all(list(services.values()))
+        start_together(*services.values())
         s3 = make_minio(ServiceSettings(service_name="test", s3_endpoint=s3_server.address))
         poll_until(lambda: s3.bucket_exists(SEGMENTS_BUCKET), timeout=30, what="the segments bucket")
         device, key = new_device_id(), generate_device_key()
@@ -210,10 +203,7 @@ def stack(
         asyncio.run(_seed(built))
         yield built
     finally:
-        for service in services.values():
-            service.terminate()  # all at once, so they shut down in parallel
-        for service in services.values():
-            service.stop()
+        stop_together(*services.values())
 
 
 async def _seed(stack: Stack) -> None:

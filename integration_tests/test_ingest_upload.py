@@ -26,6 +26,7 @@ from vigil_kit.kafka import create_consumer
 from vigil_kit.objectstore import make_minio
 from vigil_kit.settings import ServiceSettings
 from vigil_testing.platform import register_active_device
+from vigil_testing.services import start_together
 
 HOSPITAL = ("12320200MB0000003X", "First People's Hospital", "UNIT_KIND_INSTITUTION")
 ADMIN_UNIT = "11320200MB0000001T"
@@ -88,10 +89,15 @@ def _signed_header(device_id: str, key, data: bytes, start: datetime, sequence: 
 
 @pytest.fixture
 def stack(vigil_service, issuer: TokenIssuer, s3_server):
-    registry = vigil_service("registry", JURISDICTION_PREFIXES='["3202"]')
+    registry = vigil_service("registry", start=False, JURISDICTION_PREFIXES='["3202"]')
     ingest = vigil_service(
-        "ingest", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("ingest"), s3=s3_server
+        "ingest",
+        start=False,
+        REGISTRY_ADDR=registry.address,
+        SERVICE_TOKEN=issuer.mint_service("ingest"),
+        s3=s3_server,
     )
+    start_together(registry, ingest)
     return registry, ingest
 
 

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from vigil.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from vigil_kit import embedded
 from vigil_kit.auth import TokenIssuer, generate_keypair
-from vigil_testing.services import S3_SERVICES, SERVICES, ServiceProcess
+from vigil_testing.services import S3_SERVICES, SERVICES, ServiceProcess, start_together, stop_together
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 
@@ -43,17 +43,10 @@ def running(
         for name in SERVICES
     }
     try:
-        for service in services.values():
-            service.start(wait_serving=False)
-        for service in services.values():
-            service.wait_for_status("SERVING", timeout=90)
+        start_together(*services.values())
         yield services
     finally:
-        # SIGTERM all first so they shut down in parallel.
-        for service in services.values():
-            service.terminate()
-        for service in services.values():
-            service.stop()
+        stop_together(*services.values())
 
 
 def mint(issuer: TokenIssuer, **overrides: object) -> str:

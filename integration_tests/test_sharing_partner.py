@@ -22,6 +22,7 @@ from vigil.sharing.v1 import sharing_service_pb2 as pb
 from vigil.sharing.v1 import sharing_service_pb2_grpc as pb_grpc
 from vigil_kit.auth import TokenIssuer
 from vigil_kit.grpc_client import make_channel
+from vigil_testing.services import start_together
 
 HOSPITAL = ("12320200MB0000003X", "First People's Hospital", "UNIT_KIND_INSTITUTION")
 PSB = ("113202000142870306", "UNIT_KIND_PUBLIC_SECURITY_ORGAN")
@@ -68,10 +69,11 @@ async def _next(stream: Any, timeout: float = DELIVERY_S) -> tuple[str, str, pb.
 async def test_a_partner_gets_only_its_devices_status_resumes_after_a_crash_and_nothing_after_revocation(
     vigil_service, issuer: TokenIssuer
 ) -> None:
-    registry = vigil_service("registry")
+    registry = vigil_service("registry", start=False)
     sharing = vigil_service(
-        "sharing", REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
+        "sharing", start=False, REGISTRY_ADDR=registry.address, SERVICE_TOKEN=issuer.mint_service("sharing")
     )
+    start_together(registry, sharing)
 
     def token(who: str, unit: tuple[str, str], role: str) -> str:
         return issuer.mint(sub=f"user:{who}", name=who, unit=unit[0], unit_kind=unit[1], roles=[role])

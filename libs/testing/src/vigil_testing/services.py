@@ -283,10 +283,24 @@ def vigil_service(
     try:
         yield factory
     finally:
-        for service in started:
-            service.terminate()  # all at once, so they shut down in parallel
-        for service in started:
-            service.stop()
+        stop_together(*started)
+
+
+def start_together(*services: ServiceProcess, timeout: float = 90.0) -> None:
+    """Spawn every service, then wait until each reports SERVING: they come up in parallel, as on a
+    cluster, where no service waits for another to start (each reaches the others when it calls)."""
+    for service in services:
+        service.start(wait_serving=False)
+    for service in services:
+        service.wait_for_status("SERVING", timeout=timeout)
+
+
+def stop_together(*services: ServiceProcess) -> None:
+    """SIGTERM every service at once, so they shut down in parallel; then wait for (or kill) each."""
+    for service in services:
+        service.terminate()
+    for service in services:
+        service.stop()
 
 
 def _address(server: EmbeddedProcess | str) -> str:
