@@ -1,4 +1,4 @@
-"""The grant book's load: the index follows the database, decoding only what changed since the last load."""
+"""The grant book: a load follows the database, decoding only what changed; a request never moves back."""
 
 from __future__ import annotations
 
