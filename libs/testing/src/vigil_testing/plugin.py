@@ -3,6 +3,8 @@
 - kafka_broker: the Tansu broker (session scope); `.address` is the bootstrap string.
 - s3_server: moto's S3 server (session scope); `.address` is host:port.
 - fresh_s3_server: a private moto server a test may kill (function scope).
+- fresh_kafka_broker: a private broker (function scope); a test that starts services on it requests it
+  before vigil_service, so that it stops after them (the broker waits seconds for connected clients).
 - postgres_cluster: a throwaway PostgreSQL cluster (session scope), skipped where absent.
 - database_url: parametrized over SQLite and PostgreSQL, a fresh empty database per test.
 - sqlite_url: a fresh SQLite database file per test.
