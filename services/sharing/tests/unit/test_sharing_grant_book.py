@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from vigil.common.v1 import identity_pb2
+from vigil.sharing.v1 import events_pb2
 from vigil.sharing.v1 import sharing_service_pb2 as pb
-from vigil_kit import db, migrations
+from vigil_kit import cloudevents, db, migrations, topics
 from vigil_sharing import app, codec, grants, store
 from vigil_sharing.grants import GrantBook
 
@@ -154,6 +156,32 @@ async def test_a_load_does_not_file_a_request_that_ended_after_its_snapshot_was_
     book = GrantBook(db.read_session_factory(sessions))
     book.apply(domain(1, pb.REQUEST_STATE_REVOKED))  # e.g. another replica's revocation, read from the log
     await book.load()
+    assert "req-1" not in book.index
+
+
+def record_of(message: object, offset: int) -> SimpleNamespace:
+    """The Kafka record the outbox relay publishes for a sharing event."""
+    return SimpleNamespace(
+        topic=topics.SHARING_EVENTS,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        key=b"req-1",
+        value=message.SerializeToString(),  # type: ignore[attr-defined]
+        headers=cloudevents.headers_for(message, source_service="sharing", subject="req-1"),  # type: ignore[arg-type]
+    )
+
+
+def test_the_log_follower_does_not_undo_this_process_approval_with_its_own_late_events() -> None:
+    # The order the city test met: approved here, then AccessRequested and AccessApproved from the log.
+    book = GrantBook(None)  # type: ignore[arg-type]
+    sync = grants.LocalSync(book, devices=None, bootstrap="")  # type: ignore[arg-type]
+    book.apply(domain(1, pb.REQUEST_STATE_APPROVED))
+    sync._apply(record_of(events_pb2.AccessRequested(access_request=request(1, pb.REQUEST_STATE_PENDING)), 0))
+    assert "req-1" in book.index
+    sync._apply(record_of(events_pb2.AccessApproved(access_request=request(1)), 1))
+    book.apply(domain(1, pb.REQUEST_STATE_REVOKED))
+    sync._apply(record_of(events_pb2.AccessApproved(access_request=request(1)), 1))  # redelivered
     assert "req-1" not in book.index
 
 
