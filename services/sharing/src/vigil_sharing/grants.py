@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.sharing.v1 import events_pb2
@@ -157,7 +156,7 @@ class GrantBook:
     def set_facts(self, facts: pb.PrincipalFacts) -> bool:
         """Keep `facts` unless the book holds the principal's facts of a later update_time."""
         known = self._facts.get(facts.principal_id)
-        if known is not None and _instant(known.update_time) > _instant(facts.update_time):
+        if known is not None and known.update_time.ToNanoseconds() > facts.update_time.ToNanoseconds():
             return False
         self._facts[facts.principal_id] = facts
         if self._touched_facts is not None:
@@ -185,10 +184,6 @@ class GrantBook:
             self.apply(codec.from_access_request(msg.access_request))  # type: ignore[attr-defined]
         elif event.type == _FACTS_CHANGED:
             self.set_facts(events_pb2.PrincipalFactsChanged.FromString(event.data).facts)
-
-
-def _instant(ts: Timestamp) -> tuple[int, int]:
-    return (ts.seconds, ts.nanos)
 
 
 class LocalSync:
