@@ -46,7 +46,7 @@ def _retain_until_header(stat: object) -> datetime:
 
 
 @pytest.fixture
-async def stack(fresh_kafka_broker, vigil_service, s3_server, issuer: TokenIssuer):
+async def stack(vigil_service, fresh_kafka_broker, s3_server, issuer: TokenIssuer):
     archive = vigil_service("archive", kafka=fresh_kafka_broker, SWEEP_INTERVAL_S="1")
     client = objectstore.make_minio(ServiceSettings(service_name="test", s3_endpoint=s3_server.address))
     admin = _token(

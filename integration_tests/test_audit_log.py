@@ -103,7 +103,7 @@ def audit_database(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.mark.slow
 async def test_a_sigkilled_audit_log_resumes_with_every_record_once_and_the_whole_log_verifies(
-    fresh_kafka_broker, vigil_service: Callable, issuer: TokenIssuer, audit_database: dict[str, str]
+    vigil_service: Callable, fresh_kafka_broker, issuer: TokenIssuer, audit_database: dict[str, str]
 ) -> None:
     await ensure_topics(fresh_kafka_broker.address)
     audit = vigil_service("audit", kafka=fresh_kafka_broker, WRITER_LEASE_S=2, **audit_database)

@@ -62,7 +62,7 @@ def _auditor(issuer: TokenIssuer) -> str:
 
 
 @pytest.fixture
-def stack(fresh_kafka_broker, vigil_service, issuer: TokenIssuer, s3_server):
+def stack(vigil_service, issuer: TokenIssuer, s3_server, fresh_kafka_broker):
     # A broker of its own: the audit log then holds this test's history only.
     kafka = fresh_kafka_broker
     registry = vigil_service("registry", start=False, kafka=kafka, JURISDICTION_PREFIXES='["3202"]')

@@ -3,8 +3,8 @@
 - kafka_broker: the Tansu broker (session scope); `.address` is the bootstrap string.
 - s3_server: moto's S3 server (session scope); `.address` is host:port.
 - fresh_s3_server: a private moto server a test may kill (function scope).
-- fresh_kafka_broker: a private broker (function scope); a test that starts services on it requests it
-  before vigil_service, so that it stops after them (the broker waits seconds for connected clients).
+- fresh_kafka_broker: a private broker (function scope); the services a test started on it with
+  vigil_service are stopped before it.
 - postgres_cluster: a throwaway PostgreSQL cluster (session scope), skipped where absent.
 - database_url: parametrized over SQLite and PostgreSQL, a fresh empty database per test.
 - sqlite_url: a fresh SQLite database file per test.
@@ -24,6 +24,7 @@ from vigil_testing.services import (  # issuer, vigil_service: registers the ser
     STARTED,
     failure_logs,
     issuer,  # noqa: F401
+    stop_together,
     vigil_service,  # noqa: F401
 )
 
@@ -59,9 +60,14 @@ def fresh_s3_server(tmp_path) -> Iterator[embedded.EmbeddedProcess]:
 
 
 @pytest.fixture
-def fresh_kafka_broker(tmp_path) -> Iterator[embedded.EmbeddedProcess]:
+def fresh_kafka_broker(request: pytest.FixtureRequest, tmp_path) -> Iterator[embedded.EmbeddedProcess]:
     with embedded.tansu(log_path=tmp_path / "tansu.log") as broker:
         yield broker
+        # The test's services on this broker stop before it, whatever order its fixtures tear down in:
+        # the broker waits seconds for connected clients before it exits.
+        stop_together(
+            *(s for s in request.node.stash.get(STARTED, []) if s.kafka_bootstrap == broker.address)
+        )
 
 
 @pytest.fixture(scope="session")
