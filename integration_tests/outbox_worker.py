@@ -1,9 +1,11 @@
 """A relay or consumer process for the outbox exactly-once test (run as a script so SIGKILL is real).
 
     python outbox_worker.py relay DB_URL BOOTSTRAP
-    python outbox_worker.py consume DB_URL BOOTSTRAP TOPIC GROUP
+    python outbox_worker.py consume DB_URL BOOTSTRAP TOPIC GROUP [PAUSE_AT MARKER_FILE]
 
-The consumer records every event it takes in `received`, numbered in consumption order.
+The consumer records every event it takes in `received`, numbered in consumption order. With PAUSE_AT
+it stops inside the handler of its PAUSE_AT-th event, its batch's transaction open, and creates
+MARKER_FILE: a SIGKILL then lands midway, however fast it consumes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.orm import registry
@@ -48,12 +51,18 @@ class Recorder:
     commit; a rolled-back batch only leaves a gap in the numbering, never a reordering.
     """
 
-    def __init__(self, start: int) -> None:
+    def __init__(self, start: int, pause_at: int | None = None, marker: Path | None = None) -> None:
         self.next = start
+        self.pause_at = pause_at
+        self.marker = marker
 
     async def __call__(self, session, event) -> None:
         msg = cloudevents.decode(event, [identity_pb2.Principal])
         self.next += 1
+        if self.pause_at is not None and self.next >= self.pause_at:
+            assert self.marker is not None
+            self.marker.touch()
+            await asyncio.Event().wait()  # until the test's SIGKILL
         session.add(Received(ordinal=self.next, key=msg.id, seq=int(msg.name), event_id=event.id))
 
 
@@ -74,7 +83,9 @@ async def main(argv: list[str]) -> None:
             topics=[topic],
             group_id=group,
             name="it",
-            handler=Recorder(start),
+            handler=Recorder(
+                start, int(argv[5]) if len(argv) > 5 else None, Path(argv[6]) if len(argv) > 6 else None
+            ),
             max_records=200,
             # The broker notices the SIGKILLed member sooner, so the restarted one joins sooner.
             consumer_kw={

@@ -6,6 +6,7 @@ publishing and restarted, then the consumer is SIGKILLed midway through consumin
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -108,7 +109,10 @@ async def test_ten_thousand_events_land_exactly_once_in_key_order_across_sigkill
 
     try:
         relay = start("relay", database_url, kafka_broker.address)
-        consumer = start("consume", consumer_url, kafka_broker.address, topic, group)
+        paused = tmp_path / "consumer-paused"
+        consumer = start(
+            "consume", consumer_url, kafka_broker.address, topic, group, str(TOTAL // 2), str(paused)
+        )
 
         # 1. SIGKILL the relay once it has published some, but not all, of the events.
         await apoll_until(
@@ -123,12 +127,10 @@ async def test_ten_thousand_events_land_exactly_once_in_key_order_across_sigkill
         assert 0 < left_at_relay_kill < TOTAL, "the relay was not killed midway"
         relay = start("relay", database_url, kafka_broker.address)
 
-        # 2. SIGKILL the consumer midway through consuming.
+        # 2. SIGKILL the consumer midway through consuming: it stops at its TOTAL // 2-th event, inside
+        # that event's batch transaction, and waits there for the kill.
         await apoll_until(
-            lambda: _at_least(consumer_db, received_count, TOTAL // 2),
-            timeout=40,
-            interval=0.02,
-            what="consumer halfway",
+            lambda: asyncio.to_thread(paused.exists), timeout=40, interval=0.02, what="consumer halfway"
         )
         consumer.kill()
         mark("consumer killed")
