@@ -40,3 +40,22 @@ def test_every_device_of_a_batch_is_checked() -> None:
     with pytest.raises(InvalidArgument) as caught:
         check_enums(request)
     assert caught.value.field == "devices[1].area_type"
+
+
+def test_a_request_without_enums_is_passed_without_a_walk() -> None:
+    from vigil.registry.v1 import registry_service_pb2 as r
+    from vigil_kit import validation
+
+    check_enums(r.GetDeviceRequest(device_id="32021301041326000001"))
+    assert validation._HOLDERS["vigil.registry.v1.GetDeviceRequest"] == frozenset()
+
+
+def test_an_enum_inside_a_recursive_type_is_found() -> None:
+    from google.protobuf import struct_pb2
+
+    inner = struct_pb2.Value(null_value=7)
+    value = struct_pb2.Value(
+        list_value=struct_pb2.ListValue(values=[struct_pb2.Value(string_value="x"), inner])
+    )
+    request = struct_pb2.Struct(fields={"a": value})
+    assert unknown_enum_values(request) == [("fields['a'].list_value.values[1].null_value", 7)]
