@@ -1,10 +1,11 @@
 """Benchmark figures of the sharing service: decide() throughput, Authorize latency over gRPC, revocation propagation.
 
 - decide(): decisions per second through the servicer's own decide(), 10,000 active grants, excluding I/O.
-- Authorize p99: a sharing service PROCESS (`python -m vigil_sharing`, SQLite, the bench's broker) seeded with
-  the same 10,000 grants; a load generator in its own process (multiprocessing, spawn) sends Authorize at a
-  fixed rate, open loop, each call including the decision's audit commit; WhoAmI on the same service at the
-  same rate, in the same run, is the baseline.
+- Authorize p99: sharing service PROCESSES (`python -m vigil_sharing`, REPLICAS of them as the chart runs, on
+  one SQLite database and the bench's broker) seeded with the same 10,000 grants; a load generator in its own
+  process (multiprocessing, spawn) sends Authorize at a fixed rate, open loop, round robin over the replicas,
+  each call including the decision's audit commit; WhoAmI on the same replicas at the same rate, in the same
+  run, is the baseline.
 - Revocation propagation: a second sharing process on the same database; each grant is revoked on the first
   and Authorize is polled on the second until it denies.
 """
@@ -254,6 +255,10 @@ RATE = 1_000  # requests per second, open loop
 DURATION_S = float(os.environ.get("VIGIL_BENCH_SHARING_SECONDS", "15"))
 WARMUP_S = 2.0
 IN_FLIGHT = 256  # senders sharing the generator's one channel: 1,000/s stays open loop up to ~250 ms per call
+# Sharing processes serving the load, as the chart's `services.sharing.replicas` runs them: one Python process
+# tops out below 1,000 Authorize/s on this machine (its gRPC server alone costs ~0.65 ms of CPU per call), so
+# the figure is for the deployment, each replica on the same database, the generator balancing round robin.
+REPLICAS = int(os.environ.get("VIGIL_BENCH_SHARING_REPLICAS", "2"))
 CALL_TIMEOUT_S = 5.0
 MAX_ERROR_RATE = 0.01  # above it the run is invalid: no p99 is reported from the calls that succeeded
 MIN_RATE_FRACTION = 0.95  # below it the generator did not offer the load the figure claims
@@ -319,6 +324,11 @@ def load_generate(
     return asyncio.run(_load(address, method, requests, tokens, rate, warmup_s))
 
 
+def balanced_target(addresses: list[str]) -> str:
+    """One gRPC target naming every replica (`ipv4:` with several addresses), for round-robin balancing."""
+    return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+
+
 async def _load(
     address: str,
     method: str,
@@ -333,8 +343,11 @@ async def _load(
     from vigil.sharing.v1 import sharing_service_pb2 as pb
 
     reply_type = pb.AuthorizeResponse if method.endswith("/Authorize") else id_pb.WhoAmIResponse
-    # One long-lived channel (one HTTP/2 connection) for the whole run, connected before the clock starts.
-    async with grpc.aio.insecure_channel(address) as channel:
+    # One long-lived channel for the whole run (one HTTP/2 connection per replica, calls spread round robin
+    # over them, as a client of a headless Service does), connected before the clock starts.
+    async with grpc.aio.insecure_channel(
+        address, options=[("grpc.lb_policy_name", "round_robin")]
+    ) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=30)
         call = channel.unary_unary(
             method, request_serializer=None, response_deserializer=reply_type.FromString
@@ -622,24 +635,35 @@ def _load_average() -> str:
 
 
 async def _run_load(
-    process: SharingProcess, method: str, requests: list[tuple[int, bytes]], tokens: list[str]
+    processes: list[SharingProcess], method: str, requests: list[tuple[int, bytes]], tokens: list[str]
 ) -> tuple[LoadResult, str]:
-    """One generator run in its own (spawned) process against a SERVING service, with what the service
-    itself measured over the same run."""
-    await process.wait_serving()
-    before = await process.scrape()
-    cpu0, wall0 = process.cpu_seconds(), time.monotonic()
+    """One generator run in its own (spawned) process against SERVING replicas, with what the replicas
+    themselves measured over the same run (CPU and metrics summed over them)."""
+    for process in processes:
+        await process.wait_serving()
+    before = _merged([await p.scrape() for p in processes])
+    cpu0, wall0 = sum(p.cpu_seconds() for p in processes), time.monotonic()
     loop = asyncio.get_running_loop()
+    target = balanced_target([p.address for p in processes])
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         result = await loop.run_in_executor(
-            pool, load_generate, process.address, method, requests, tokens, RATE, WARMUP_S
+            pool, load_generate, target, method, requests, tokens, RATE, WARMUP_S
         )
-    busy = (process.cpu_seconds() - cpu0) / (time.monotonic() - wall0)
-    after = await process.scrape()
-    seen = f"service CPU {busy:.0%} of a core; " + server_side(before, after, method)
+    busy = (sum(p.cpu_seconds() for p in processes) - cpu0) / (time.monotonic() - wall0)
+    after = _merged([await p.scrape() for p in processes])
+    seen = f"service CPU {busy:.0%} of a core (all replicas); " + server_side(before, after, method)
     if method.endswith("/Authorize"):
         seen += "; " + audit_batches(before, after)
     return result, f"{seen} (incl. warm-up); load average {_load_average()} after"
+
+
+def _merged(scrapes: list[Scrape]) -> Scrape:
+    """Several processes' /metrics as one: counters, sums and histogram buckets add up."""
+    out: Scrape = {}
+    for scrape in scrapes:
+        for key, value in scrape.items():
+            out[key] = out.get(key, 0.0) + value
+    return out
 
 
 async def _unknown_device_registry() -> tuple[object, str]:
@@ -699,25 +723,28 @@ async def service_figures(ctx: BenchContext) -> list[Figure]:
     service_token = issuer.mint_service("sharing")
     load_before = _load_average()
     registry = await _unknown_device_registry()
-    first = SharingProcess(ctx, "sharing-1", url, public.decode(), service_token, registry[1])
-    second: SharingProcess | None = None
+    started: list[SharingProcess] = []
+
+    def start(name: str) -> SharingProcess:
+        started.append(SharingProcess(ctx, name, url, public.decode(), service_token, registry[1]))
+        return started[-1]
+
     try:
-        await first.wait_serving()
-        # The baseline first, on an idle service, so that it does not inherit Authorize's backlog.
+        serving = [start(f"sharing-{i + 1}") for i in range(REPLICAS)]
+        # The baseline first, on idle replicas, so that it does not inherit Authorize's backlog.
         whoami, whoami_seen = await _run_load(
-            first, "/vigil.identity.v1.IdentityService/WhoAmI", [(0, b"")] * len(load), tokens[:1]
+            serving, "/vigil.identity.v1.IdentityService/WhoAmI", [(0, b"")] * len(load), tokens[:1]
         )
         authorize, authorize_seen = await _run_load(
-            first, "/vigil.sharing.v1.SharingService/Authorize", load, tokens
+            serving, "/vigil.sharing.v1.SharingService/Authorize", load, tokens
         )
-        log_first = first.log_messages()
-        second = SharingProcess(ctx, "sharing-2", url, public.decode(), service_token, registry[1])
+        log_first = serving[0].log_messages()
+        second = serving[1] if len(serving) > 1 else start("sharing-2")
         await second.wait_serving()
-        lags = await revocation_lags(first.address, second.address, issuer, workload, now)
+        lags = await revocation_lags(serving[0].address, second.address, issuer, workload, now)
     finally:
-        first.stop()
-        if second is not None:
-            second.stop()
+        for process in started:
+            process.stop()
         await registry[0].stop(None)
 
     lags.sort()
@@ -737,16 +764,17 @@ async def service_figures(ctx: BenchContext) -> list[Figure]:
             at_most=AUTHORIZE_P99_MS,
             baseline=whoami.p(0.99) if valid else None,
             notes=(
-                f"{verdict}. service: a `python -m vigil_sharing` process (SQLite WAL, outbox relay to the bench "
-                f"broker) holding {len(workload.index):,} active grants; load: its own process (multiprocessing "
-                f"spawn), one channel, {IN_FLIGHT} senders, open loop at {RATE:,}/s for {DURATION_S:g} s after "
+                f"{verdict}. service: {REPLICAS} `python -m vigil_sharing` replica process(es) on one database "
+                f"(SQLite WAL, outbox relay to the bench broker) holding {len(workload.index):,} active grants; "
+                f"load: its own process (multiprocessing spawn), one channel balancing round robin over the "
+                f"replicas, {IN_FLIGHT} senders, open loop at {RATE:,}/s for {DURATION_S:g} s after "
                 f"{WARMUP_S:g} s warm-up, {CALL_TIMEOUT_S:g} s deadline. Authorize: {authorize.summary()}; "
                 f"p50 {authorize.p(0.5):.2f} ms, p99.9 {authorize.p(0.999):.2f} ms, p99 from send "
                 f"{authorize.p(0.99, 'service_ms'):.2f} ms, "
                 f"{authorize.allowed / max(1, len(authorize.latencies_ms)):.0%} allowed; {authorize_seen}. "
-                f"Baseline WhoAmI on the same service at the same rate just before: {whoami.summary()}; "
+                f"Baseline WhoAmI on the same replicas at the same rate just before: {whoami.summary()}; "
                 f"p50 {whoami.p(0.5):.2f} ms, p99 {whoami.p(0.99):.2f} ms; {whoami_seen}. "
-                f"Service log warnings: {log_first}. Load average {load_before} before (machine shared)"
+                f"First replica's log warnings: {log_first}. Load average {load_before} before (machine shared)"
             ),
         ),
         Figure.bounded(

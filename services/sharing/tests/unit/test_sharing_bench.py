@@ -64,3 +64,15 @@ def test_the_server_side_summary_reads_the_handling_histogram_between_two_scrape
 
     seen = bench.server_side(scrape(5), scrape(105), "/vigil.identity.v1.IdentityService/WhoAmI")
     assert seen == "server side WhoAmI: 100 calls, mean 2.00 ms, p50 ≤ 2.5 ms, p99 ≤ 2.5 ms"
+
+
+def test_the_generator_balances_over_every_replica_with_one_target() -> None:
+    assert bench.balanced_target(["127.0.0.1:5001"]) == "127.0.0.1:5001"
+    assert bench.balanced_target(["127.0.0.1:5001", "127.0.0.1:5002"]) == "ipv4:127.0.0.1:5001,127.0.0.1:5002"
+
+
+def test_replicas_metrics_add_up() -> None:
+    key = ("vigil_grpc_server_handling_seconds_count", (("grpc_method", "Authorize"),))
+    other = ("vigil_sharing_decision_audit_batch_size_count", ())
+    merged = bench._merged([{key: 3.0, other: 1.0}, {key: 4.0}])
+    assert merged == {key: 7.0, other: 1.0}
