@@ -174,6 +174,8 @@ def principal_from_proto(msg: identity_pb2.Principal) -> Principal:
 def device_facts(device: reg_pb.Device) -> DeviceFacts:
     """What sharing keeps of a registry Device (its owner and site facts, ACC-2/6/7)."""
     site = device.site
+    # The embedded site facts are read with the device, so they are as of the device's update_time.
+    updated = from_ts(device, "update_time")
     return DeviceFacts(
         device_id=device.device_id,
         owner_unit=device.owner_unit_id,
@@ -183,4 +185,6 @@ def device_facts(device: reg_pb.Device) -> DeviceFacts:
         funding=reg_pb.Funding.Name(site.funding),
         secret_related=site.secret_related,
         owner_unit_kind=identity_pb2.UnitKind.Name(device.owner.kind) if device.HasField("owner") else "",
+        device_time=updated,
+        site_time=updated,
     )

@@ -28,7 +28,7 @@ from vigil_kit import cloudevents
 from vigil_kit.cloudevents import CloudEvent
 from vigil_kit.errors import Unavailable
 from vigil_sharing import codec, metrics, store
-from vigil_sharing.domain.model import DeviceFacts
+from vigil_sharing.domain.model import DeviceFacts, newer_facts
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,16 @@ class DeviceDirectory:
         async with self._reads() as session:
             devices = await store.all_devices(session)
         for facts in devices:
-            self._memory.setdefault(facts.device_id, facts)  # an event applied meanwhile is newer
+            self._keep(facts)  # an event applied meanwhile may be newer
         return len(devices)
 
     def cached(self, device_id: str) -> DeviceFacts | None:
         return self._memory.get(device_id)
 
-    def remember(self, facts: DeviceFacts) -> None:
-        self._memory[facts.device_id] = facts
+    def _keep(self, facts: DeviceFacts) -> DeviceFacts:
+        """Memory holds the newer of what it had and `facts` (newer_facts), which it returns."""
+        kept = self._memory[facts.device_id] = newer_facts(self._memory.get(facts.device_id), facts)
+        return kept
 
     async def lookup(self, device_id: str) -> DeviceFacts | None:
         """The device's facts, or None when the registry does not know it. Unavailable when it cannot tell."""
@@ -100,13 +102,14 @@ class DeviceDirectory:
             if found is None:
                 self._remember_unknown(device_id)
                 return None
+            found = self._keep(found)  # an event may have brought newer facts while the registry answered
             try:
                 async with self._sessions.begin() as session:
                     await store.put_device(session, found, datetime.now(UTC))
             except IntegrityError:  # a concurrent lookup of the same device wrote it first (PostgreSQL)
                 pass
-        self._memory[device_id] = found
-        return found
+            return found
+        return self._keep(found)
 
     def _still_unknown(self, device_id: str) -> bool:
         until = self._unknown.get(device_id)
@@ -155,19 +158,17 @@ class DeviceDirectory:
         """IdempotentConsumer handler on vigil.registry.events.v1: keep the table (and memory) current."""
         now = datetime.now(UTC)
         for facts in await self._facts_of(session, event):
-            await store.put_device(session, facts, now)
-            self._memory[facts.device_id] = facts
+            await store.put_device(session, self._keep(facts), now)
 
     def apply(self, event: CloudEvent) -> None:
         """Memory only (another replica's consumer writes the table): device events and site changes."""
         if event.type in _DEVICE_TYPES:
-            facts = codec.device_facts(cloudevents.decode(event, _DEVICE_TYPES).device)  # type: ignore[attr-defined]
-            self._memory[facts.device_id] = facts
+            self._keep(codec.device_facts(cloudevents.decode(event, _DEVICE_TYPES).device))  # type: ignore[attr-defined]
         elif event.type == _SITE_UPDATED:
             site = reg_events.SiteUpdated.FromString(event.data).site
-            for device_id, facts in list(self._memory.items()):
+            for facts in list(self._memory.values()):
                 if facts.site_id == site.site_id:
-                    self._memory[device_id] = _with_site(facts, site)
+                    self._keep(_with_site(facts, site))
 
     async def _facts_of(self, session: AsyncSession, event: CloudEvent) -> list[DeviceFacts]:
         if event.type in _DEVICE_TYPES:
@@ -186,4 +187,5 @@ def _with_site(facts: DeviceFacts, site: reg_pb.Site) -> DeviceFacts:
         place_category=reg_pb.PlaceCategory.Name(site.place_category),
         funding=reg_pb.Funding.Name(site.funding),
         secret_related=site.secret_related,
+        site_time=codec.from_ts(site, "update_time"),
     )

@@ -64,6 +64,9 @@ devices_table = Table(
     Column("secret_related", Boolean, nullable=False),
     Column("owner_unit_kind", String(64), nullable=False),
     Column("update_time", UTCDateTime, nullable=False),
+    # What the facts are as of, in the registry's time (DeviceFacts.device_time and site_time).
+    Column("device_time", UTCDateTime, nullable=True),
+    Column("site_time", UTCDateTime, nullable=True),
     Index("ix_sharing_devices_site", "site_id"),
 )
 
@@ -198,6 +201,8 @@ def _device_row(d: DeviceFacts, now: datetime) -> dict[str, object]:
         "secret_related": d.secret_related,
         "owner_unit_kind": d.owner_unit_kind,
         "update_time": now,
+        "device_time": d.device_time,
+        "site_time": d.site_time,
     }
 
 
@@ -244,6 +249,8 @@ def _device(r: object) -> DeviceFacts:
         funding=r.funding,  # type: ignore[attr-defined]
         secret_related=bool(r.secret_related),  # type: ignore[attr-defined]
         owner_unit_kind=r.owner_unit_kind,  # type: ignore[attr-defined]
+        device_time=r.device_time,  # type: ignore[attr-defined]
+        site_time=r.site_time,  # type: ignore[attr-defined]
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -20,8 +20,10 @@ KNOWN = "32020501501320000001"
 UNKNOWN = "32020501501320000999"
 
 
-def camera(device_id: str) -> reg_pb.Device:
-    return reg_pb.Device(
+def camera(
+    device_id: str, updated: datetime | None = None, owner: str = "91320200554682701W"
+) -> reg_pb.Device:
+    device = reg_pb.Device(
         device_id=device_id,
         site_id="metro-central",
         owner_unit_id="91320200554682701W",
@@ -33,6 +35,34 @@ def camera(device_id: str) -> reg_pb.Device:
             funding=reg_pb.FUNDING_GOVERNMENT,
         ),
     )
+    device.owner_unit_id = owner
+    if updated is not None:
+        device.update_time.FromDatetime(updated)
+    return device
+
+
+def registry_event(message: object, key: str) -> CloudEvent:
+    return CloudEvent(
+        id=cloudevents.new_event_id(),
+        type=message.DESCRIPTOR.full_name,  # type: ignore[attr-defined]
+        source="//vigil/registry",
+        time=datetime.now(UTC),
+        subject=key,
+        key=key,
+        data=message.SerializeToString(),  # type: ignore[attr-defined]
+    )
+
+
+def site_marked_secret(updated: datetime) -> reg_events.SiteUpdated:
+    site = reg_pb.Site(
+        site_id="metro-central",
+        division_code="320205",
+        place_category=reg_pb.PLACE_CATEGORY_TRANSPORT,
+        funding=reg_pb.FUNDING_GOVERNMENT,
+        secret_related=True,
+    )
+    site.update_time.FromDatetime(updated)
+    return reg_events.SiteUpdated(site=site, changed_fields=["secret_related"])
 
 
 class FakeRegistry:
@@ -161,3 +191,41 @@ async def test_unknown_answers_are_bounded(sessions, registry, clock, monkeypatc
     await devices.lookup(ids[0])  # the oldest answer was dropped: asked again
 
     assert registry.asked == [*ids, ids[0]]
+
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+NEW_OWNER = "113202000142871537"
+
+
+async def test_a_late_device_event_does_not_undo_a_site_marked_secret(sessions, registry, clock) -> None:
+    """ACC-6: the site's update and an earlier event of its device arrive in the other order (two partitions)."""
+    devices = directory(sessions, registry, clock)
+    arrivals = [
+        registry_event(reg_events.DeviceRegistered(device=camera(KNOWN, T0)), KNOWN),
+        registry_event(site_marked_secret(T0 + timedelta(seconds=2)), "metro-central"),
+        registry_event(
+            reg_events.DeviceUpdated(device=camera(KNOWN, T0 + timedelta(seconds=1), NEW_OWNER)), KNOWN
+        ),
+    ]
+    for event in arrivals:
+        async with sessions.begin() as session:
+            await devices.handle(session, event)
+
+    held = devices.cached(KNOWN)
+    assert held is not None and held.secret_related and held.owner_unit == NEW_OWNER
+    reloaded = directory(sessions, registry, clock)  # what the table holds, as a restart reads it
+    await reloaded.load()
+    assert reloaded.cached(KNOWN) == held
+
+
+async def test_an_event_older_than_the_registrys_answer_does_not_replace_it(
+    sessions, registry, clock
+) -> None:
+    registry.devices[KNOWN] = camera(KNOWN, T0 + timedelta(seconds=1), NEW_OWNER)
+    devices = directory(sessions, registry, clock)
+    answered = await devices.lookup(KNOWN)
+
+    devices.apply(registry_event(reg_events.DeviceRegistered(device=camera(KNOWN, T0)), KNOWN))  # late
+
+    assert answered is not None and answered.owner_unit == NEW_OWNER
+    assert devices.cached(KNOWN) == answered

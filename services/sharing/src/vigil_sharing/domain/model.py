@@ -195,6 +195,10 @@ class DeviceFacts:
     funding: str
     secret_related: bool = False
     owner_unit_kind: str = ""
+    # The registry's update_time these facts are as of: the device's own fields (owner, site_id), and the
+    # site's (division, category, funding, secret flag). None where not known. See newer_facts.
+    device_time: datetime | None = None
+    site_time: datetime | None = None
 
     @property
     def government_funded(self) -> bool:
@@ -203,6 +207,37 @@ class DeviceFacts:
     @property
     def public_place(self) -> bool:
         return self.place_category in PUBLIC_PLACE_CATEGORIES
+
+
+def _not_older(incoming: datetime | None, current: datetime | None) -> bool:
+    return current is None or (incoming is not None and incoming >= current)
+
+
+def newer_facts(current: DeviceFacts | None, incoming: DeviceFacts) -> DeviceFacts:
+    """What sharing holds of a device once `incoming` arrives, whatever order its sources arrive in.
+
+    Device events (one Kafka partition per device), site updates (the site's partition), registry answers
+    and the two feeds of each process arrive in no common order, and an older one must not undo a newer
+    one: a site marked secret-related (ACC-6) must stay so when an earlier event of one of its devices is
+    read after the site's update. The device's own fields are taken from the newer side by device_time;
+    the site's fields from the newer side by site_time while both sides name the same site (a device
+    moved to another site takes its new site's facts with it). Ties go to `incoming`; a side without a
+    time is older than one with it.
+    """
+    if current is None:
+        return incoming
+    device = incoming if _not_older(incoming.device_time, current.device_time) else current
+    other = current if device is incoming else incoming
+    if other.site_id != device.site_id or _not_older(device.site_time, other.site_time):
+        return device
+    return replace(
+        device,
+        division_code=other.division_code,
+        place_category=other.place_category,
+        funding=other.funding,
+        secret_related=other.secret_related,
+        site_time=other.site_time,
+    )
 
 
 @dataclass(frozen=True, slots=True)
