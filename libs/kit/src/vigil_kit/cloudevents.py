@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import uuid6
 from google.protobuf.message import Message
 
 SPEC_VERSION = "1.0"
@@ -28,12 +27,26 @@ class CloudEventError(ValueError):
     """A Kafka record that is not a well-formed Vigil CloudEvent."""
 
 
-def new_event_id() -> str:
-    """A fresh UUIDv7 (time-ordered), the id of every Vigil event."""
-    return str(uuid6.uuid7())
-
-
 _RAND_74 = (1 << 74) - 1
+_last_ms = 0  # new_event_id's last millisecond: ids of one process only go up
+
+
+def _uuid7(ms: int, rand: int) -> str:
+    """The UUIDv7 text of a Unix millisecond and 74 random bits (RFC 9562: 12 in rand_a, 62 in rand_b)."""
+    v = (ms << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    h = f"{v:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_event_id() -> str:
+    """A fresh UUIDv7 (time-ordered), the id of every Vigil event. A process's ids increase: a call in the
+    millisecond of the previous one takes the next millisecond, as the uuid6 package's uuid7() does."""
+    global _last_ms
+    ms = time.time_ns() // 1_000_000
+    if ms <= _last_ms:
+        ms = _last_ms + 1
+    _last_ms = ms
+    return _uuid7(ms, int.from_bytes(os.urandom(10), "big") & _RAND_74)
 
 
 def new_event_ids(n: int) -> Iterator[str]:
@@ -43,10 +56,7 @@ def new_event_ids(n: int) -> Iterator[str]:
     ms = time.time_ns() // 1_000_000
     base = int.from_bytes(os.urandom(10), "big") & _RAND_74 & ~((1 << 32) - 1)  # room to count up
     for i in range(n):
-        r = base + i
-        v = (ms << 80) | (0x7 << 76) | ((r >> 62) & 0xFFF) << 64 | (0b10 << 62) | (r & ((1 << 62) - 1))
-        h = f"{v:032x}"
-        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        yield _uuid7(ms, base + i)
 
 
 def source_for(service: str) -> str:

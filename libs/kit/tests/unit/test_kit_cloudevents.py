@@ -87,3 +87,12 @@ def test_batch_event_ids_carry_the_current_millisecond() -> None:
     before = int(datetime.now(UTC).timestamp() * 1000)
     ms = uuid.UUID(next(cloudevents.new_event_ids(1))).int >> 80
     assert before - 1 <= ms <= before + 1000
+
+
+def test_event_ids_are_increasing_uuid7s_of_the_current_millisecond() -> None:
+    before = int(datetime.now(UTC).timestamp() * 1000)
+    ids = [cloudevents.new_event_id() for _ in range(3000)]  # several in one millisecond
+    parsed = [uuid.UUID(i) for i in ids]
+    assert len(set(ids)) == 3000 and ids == sorted(ids)
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert before - 1 <= parsed[0].int >> 80 <= before + 1000
