@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import uuid6
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -37,7 +36,7 @@ from vigil_archive import codec, dayroots, store
 from vigil_archive.integrity import _day_root
 from vigil_archive.playback import Viewing
 from vigil_archive.renditions import put_locked, read_verified
-from vigil_kit import merkle, objectstore
+from vigil_kit import cloudevents, merkle, objectstore
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from vigil_media import evidence, video
@@ -141,7 +140,7 @@ class Exports(Viewing):
                     f"the range holds more than the {limit} segments one export may join", field="range"
                 )
             masks = () if answer.unmasked_allowed else await self._masks(request.device_id)
-            export_id = str(uuid6.uuid7())
+            export_id = cloudevents.new_event_id()
             # ACC-1: the export is on the record before a byte of footage is read.
             async with self.sessions.begin() as s:
                 record_id = self.audit(

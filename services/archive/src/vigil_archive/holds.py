@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import uuid6
 from minio import Minio
 from minio.commonconfig import COMPLIANCE
 from minio.error import S3Error
@@ -36,6 +35,7 @@ from vigil_archive.domain import (
 )
 from vigil_archive.objectlock import NOT_CHECKED, ObjectLockCheck
 from vigil_archive.sweeper import Sweeper, minio_deleter, record_removal, wake
+from vigil_kit import cloudevents
 from vigil_kit.auth import current_principal
 from vigil_kit.errors import FailedPrecondition, InvalidArgument, NotFound, VigilError
 from vigil_kit.objectstore import SEGMENTS_BUCKET
@@ -160,7 +160,7 @@ class Holds(ArchiveBase):
             start, end = _hold_range(request)
             now = self.clock()
             hold = new_hold(
-                hold_id=str(uuid6.uuid7()),
+                hold_id=cloudevents.new_event_id(),
                 device_ids=request.device_ids,
                 start=start,
                 end=end,

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import uuid6
 from minio import Minio
 from minio.commonconfig import COMPLIANCE
 from minio.error import S3Error
 from minio.retention import Retention
 
 from vigil_archive import metrics
+from vigil_kit import cloudevents
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class ObjectLockCheck:
             config = self.client.get_object_lock_config(self.bucket)
         except S3Error as exc:
             return False, f"bucket {self.bucket} has no readable object-lock configuration ({exc.code})"
-        key = f"{PROBE_PREFIX}{uuid6.uuid7()}"
+        key = f"{PROBE_PREFIX}{cloudevents.new_event_id()}"
         until = _ceil_second(self.clock() + self.probe_retention)
         try:
             put = self.client.put_object(

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import uuid6
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,7 +49,7 @@ from vigil_ingest.domain.upload import (
 from vigil_ingest.events import ACTION_ALARM, ACTION_UPLOAD, Publisher, segment_ingested
 from vigil_ingest.storage import MultipartUpload, ObjectStore
 from vigil_ingest.store import DeviceFacts, UploadRecord
-from vigil_kit import audit, db, outbox
+from vigil_kit import audit, cloudevents, db, outbox
 from vigil_kit.auth import Principal, current_principal
 from vigil_kit.errors import (
     Aborted,
@@ -406,7 +405,7 @@ class IngestServicer:
             retain_until=until,
             retention_days=device.retention_days,
             ingest_time=self.clock(),
-            event_id=str(uuid6.uuid7()),
+            event_id=cloudevents.new_event_id(),
         )
         failure = await self._recordings.submit(_Recording(principal, upload, device, record))
         if isinstance(failure, IntegrityError):
@@ -586,7 +585,7 @@ class IngestServicer:
             request.device_id, await self.devices.lookup(request.device_id), field="device_id"
         )
         authorize(principal, device, field="device_id")
-        alarm_id = str(uuid6.uuid7())
+        alarm_id = cloudevents.new_event_id()
         alarm = pb.Alarm(
             alarm_id=alarm_id,
             device_id=request.device_id,
