@@ -27,10 +27,10 @@ from vigil_cli.context import (
 )
 from vigil_cli.identity import load_directory, mint_principal_tokens
 from vigil_cli.main import app
-from vigil_cli.up import port_available
 from vigil_kit.auth import TokenIssuer
-from vigil_kit.embedded import EmbeddedProcess, free_port
+from vigil_kit.embedded import EmbeddedProcess
 from vigil_testing.poll import poll_until
+from vigil_testing.ports import free_base_port
 from vigil_testing.services import ServiceProcess
 
 VIGIL = str(Path(sys.executable).parent / "vigil")
@@ -280,15 +280,6 @@ def test_the_summary_counts_the_registry_and_prints_a_table(cli: Cli, hospital: 
 
 
 # ---- `vigil up --demo` ----------------------------------------------------------------------------
-
-
-def free_base_port() -> int:
-    """A base port N with N+1..N+21 all bindable now (the block `vigil up --base-port N` uses)."""
-    for _ in range(100):
-        base = free_port()
-        if base + 21 <= 65535 and all(port_available(base + i) for i in range(1, 22)):
-            return base
-    raise RuntimeError("no free block of 22 ports on 127.0.0.1")
 
 
 @dataclass

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,31 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from vigil_kit.embedded import free_port
 from vigil_testing.poll import poll_until
+from vigil_testing.ports import free_base_port
 
 SERVICES = ("registry", "ingest", "archive", "sharing", "audit")
 VIGIL = str(Path(sys.executable).parent / "vigil")
 # `vigil up` itself gives up after 60 s; the margin covers a machine shared with other test runs.
 UP_TIMEOUT_S = 120
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_base_port() -> int:
-    """A base port N with N+1..N+21 all free (the block `vigil up --base-port N` uses)."""
-    for _ in range(100):
-        base = free_port()
-        if base + 21 <= 65535 and all(port_free(base + i) for i in range(1, 22)):
-            return base
-    raise RuntimeError("no free block of 22 ports on 127.0.0.1")
 
 
 def group_gone(pgid: int) -> bool:

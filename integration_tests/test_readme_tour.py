@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from vigil_kit.embedded import free_port
 from vigil_testing.poll import poll_until
+from vigil_testing.ports import free_base_port
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "VIGIL_HOME": str(home)}
-    base = _free_base_port()
+    base = free_base_port()
     with open(tmp_path / "up.out", "wb") as out:
         proc = subprocess.Popen(
             [VIGIL, "up", "--demo", "--base-port", str(base)],
@@ -82,24 +82,6 @@ def demo(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
-
-
-def _free_base_port() -> int:
-    import socket
-
-    def free(port: int) -> bool:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    for _ in range(100):
-        base = free_port()
-        if base + 21 <= 65535 and all(free(base + i) for i in range(1, 22)):
-            return base
-    raise RuntimeError("no free block of 22 ports")
 
 
 def test_the_readme_tour_runs_as_written(demo: tuple[Path, dict[str, str]]) -> None:
