@@ -81,6 +81,8 @@ def test_batch_event_ids_are_distinct_increasing_uuid7s() -> None:
     parsed = [uuid.UUID(i) for i in ids]
     assert len(set(ids)) == 2000 and ids == sorted(ids)
     assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+    # RFC 9562 method 1: a counter from a random start, one up per id.
+    assert [u.int - parsed[0].int for u in parsed] == list(range(2000))
 
 
 def test_batch_event_ids_carry_the_current_millisecond() -> None:
