@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from minio import Minio
 from sqlalchemy.engine import Connection
@@ -52,6 +52,8 @@ Clock = Callable[[], datetime]
 # Asks sharing whether `principal` may take an action (default ACTION_PLAYBACK) on the device's footage in
 # the window: its decision, None when no sharing is configured; raises Unavailable when it cannot be asked.
 GrantCheck = Callable[..., Awaitable[sharing_pb.AuthorizeResponse | None]]
+
+T = TypeVar("T")
 
 
 class HoldSpan(Protocol):
@@ -211,13 +213,17 @@ class ArchiveBase:
             conn.execute(_OUTBOX_INSERT, [audit.audit_row(read.record, now) for read in reads])
             return results
 
-        if self.deps.transactions is not None:
-            results = await self.deps.transactions.run(work)
-        else:
-            async with self._engine.begin() as conn:
-                results = await conn.run_sync(work)
+        results = await self.run_transaction(work)
         self._wake_relay()
         return results
+
+    async def run_transaction(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` in one write transaction, committed when this returns: on a SQLite file in
+        one worker-thread hand-off (db.ThreadedTransactions), else through the async engine's run_sync."""
+        if self.deps.transactions is not None:
+            return await self.deps.transactions.run(work)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(work)
 
     def event(self, s: AsyncSession, key: str, message: object) -> str:
         """Publish an archive event through the outbox, in the caller's transaction."""

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,13 +125,27 @@ def fill_expired(
         conn.close()
 
 
-async def _index(path: Path) -> tuple[object, ArchiveBase]:
+@contextlib.asynccontextmanager
+async def _archive(path: Path) -> AsyncIterator[ArchiveBase]:
+    """The archive's index on a SQLite file, wired as the service wires it (its transactions in one
+    worker-thread hand-off, db.threaded_transactions); closed on exit."""
     engine = db.create_engine(f"sqlite+aiosqlite:///{path}")
-    await upgrade(engine, MIGRATIONS)
-    base = ArchiveBase(
-        ArchiveDeps(sessions=db.session_factory(engine), minio=None, clock=lambda: datetime.now(UTC))
-    )
-    return engine, base
+    transactions = None
+    try:
+        await upgrade(engine, MIGRATIONS)
+        transactions = db.threaded_transactions(engine)
+        yield ArchiveBase(
+            ArchiveDeps(
+                sessions=db.session_factory(engine),
+                minio=None,
+                clock=lambda: datetime.now(UTC),
+                transactions=transactions,
+            )
+        )
+    finally:
+        if transactions is not None:
+            transactions.close()
+        await engine.dispose()
 
 
 async def _no_storage(bucket: str, objects: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -140,15 +155,12 @@ async def _no_storage(bucket: str, objects: Sequence[tuple[str, str]]) -> list[t
 async def index_work_figure(ctx: BenchContext) -> Figure:
     rows = _n("SWEEP_ROWS", 1_000_000)
     path = ctx.workdir / "archive-sweep-index.db"
-    engine, base = await _index(path)
-    try:
+    async with _archive(path) as base:
         await asyncio.to_thread(fill_expired, path, rows, retain_until=datetime.now(UTC) - timedelta(days=1))
         sweeper = Sweeper(base, deleter=_no_storage, batch_size=1000)
         cpu0, started = time.process_time(), time.perf_counter()
         report = await sweeper.run_once()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
-    finally:
-        await engine.dispose()  # type: ignore[attr-defined]
     if report.expired != rows:
         raise RuntimeError(f"the sweeper removed {report.expired} of {rows} rows")
     return Figure.bounded(
@@ -229,12 +241,11 @@ async def storage_deletion_figure(ctx: BenchContext) -> Figure:
     raw_parallel_objects = await asyncio.to_thread(_put_locked, client, parallel, keys, until)
     swept_objects = await asyncio.to_thread(_put_locked, client, swept, keys, until)
     path = ctx.workdir / "archive-sweep-storage.db"
-    engine, base = await _index(path)
     rounds = max(1, _n("DELETE_ROUNDS", 3))
     bounds = [(n * r // rounds, n * (r + 1) // rounds) for r in range(rounds)]
     raw_serial_s = raw_parallel_s = swept_s = 0.0
     expired = failed = 0
-    try:
+    async with _archive(path) as base:
         await _wait_until(until + timedelta(seconds=1))
         # Rounds alternate the three paths (raw one at a time, the sweeper, raw with the sweeper's number
         # in flight), each on its share of objects, so drift in the shared machine's load and in the S3
@@ -259,8 +270,6 @@ async def storage_deletion_figure(ctx: BenchContext) -> Figure:
                 _raw_delete, client, parallel, raw_parallel_objects[lo:hi], concurrency
             )
         raw_s = min(raw_serial_s, raw_parallel_s)
-    finally:
-        await engine.dispose()  # type: ignore[attr-defined]
     if expired != n or failed:
         raise RuntimeError(f"the sweeper removed {expired} of {n} objects ({failed} refused)")
     return Figure.measured(

@@ -8,6 +8,8 @@ SQLite and PostgreSQL alike; times are UTC (vigil_kit.db.UTCDateTime).
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -693,41 +695,62 @@ _EXPIRED_PAGE_AFTER = text(
 async def expired_page(
     session: AsyncSession, now: datetime, *, limit: int, after: tuple[Any, int] | None = None
 ) -> list[Any]:
+    """expired_rows in the session's transaction."""
+    return await session.run_sync(lambda sync: expired_rows(sync.connection(), now, limit=limit, after=after))
+
+
+def expired_rows(
+    conn: Connection, now: datetime, *, limit: int, after: tuple[Any, int] | None = None
+) -> list[Any]:
     """expired_candidates' rows as the driver's tuples (EXPIRED_PAGE_COLUMNS), for the sweeper.
 
     `after` is (retain_until, id) of the previous page's last row, as this function returned them.
     """
     if after is None:
-        result = await session.execute(_EXPIRED_PAGE, {"now": now, "limit": limit})
+        result = conn.execute(_EXPIRED_PAGE, {"now": now, "limit": limit})
     else:
         params = {"now": now, "after_until": after[0], "after_id": after[1], "limit": limit}
-        result = await session.execute(_EXPIRED_PAGE_AFTER, params)
-    return result.all()
+        result = conn.execute(_EXPIRED_PAGE_AFTER, params)
+    return list(result.all())
 
 
 async def delete_segments_returning(session: AsyncSession, row_ids: Sequence[int]) -> list[Any]:
+    """delete_segment_rows in the session's transaction."""
+    return await session.run_sync(lambda sync: delete_segment_rows(sync.connection(), row_ids))
+
+
+def delete_segment_rows(conn: Connection, row_ids: Sequence[int]) -> list[Any]:
     """Drop index rows; (id, device_id, day) of each row this statement removed.
 
     A row a concurrent transaction already removed is not returned (PostgreSQL's DELETE waits on the
     other's row lock, then skips the row; SQLite has one writer at a time), so whoever gets a row back
-    is the one that reports its removal — exactly once. Replaces present_rows + remove_segments.
+    is the one that reports its removal — exactly once.
+
+    SQLite: the rows are read as one JSON value, then deleted in one statement. Every row a statement
+    steps through hands Python's GIL back and forth (the driver releases it around each step), and on
+    a million-row sweep those hand-offs, against the event loop's own work, cost more than the
+    deletes. The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so no one can remove a row
+    between the read and the delete: the rows read are exactly the rows deleted.
     """
-    conn = await session.connection()
     out: list[Any] = []
+    sqlite = conn.dialect.name == "sqlite"
     for i in range(0, len(row_ids), 1000):
         ids = list(row_ids[i : i + 1000])
-        if conn.dialect.name == "postgresql":
-            sql, params = (
-                "DELETE FROM archive_segments WHERE id = ANY($1) RETURNING id, device_id, day",
-                (ids,),
-            )
+        if sqlite:
+            where = f"id IN ({_placeholders(conn.dialect, len(ids))})"
+            found = conn.exec_driver_sql(
+                f"SELECT json_group_array(json_array(id, device_id, day)) FROM archive_segments WHERE {where}",
+                tuple(ids),
+            ).scalar_one()
+            conn.exec_driver_sql(f"DELETE FROM archive_segments WHERE {where}", tuple(ids))
+            out.extend(tuple(r) for r in json.loads(found))
+        elif conn.dialect.name == "postgresql":
+            sql = "DELETE FROM archive_segments WHERE id = ANY($1) RETURNING id, device_id, day"
+            out.extend(conn.exec_driver_sql(sql, (ids,)).all())
         else:
             where = f"id IN ({_placeholders(conn.dialect, len(ids))})"
-            sql, params = (
-                f"DELETE FROM archive_segments WHERE {where} RETURNING id, device_id, day",
-                tuple(ids),
-            )
-        out.extend((await conn.exec_driver_sql(sql, params)).all())
+            sql = f"DELETE FROM archive_segments WHERE {where} RETURNING id, device_id, day"
+            out.extend(conn.exec_driver_sql(sql, tuple(ids)).all())
     return out
 
 
@@ -752,18 +775,30 @@ def driver_time(session: AsyncSession, t: datetime) -> Any:
     return process(t) if process is not None else t
 
 
-async def insert_outbox_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+# Outbox rows per INSERT on SQLite (8 parameters a row; SQLite takes at least 32,766 since 3.32).
+SQLITE_OUTBOX_ROWS_PER_INSERT = 1000
+
+
+def insert_outbox_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Outbox rows as the driver takes them — (event_id, topic, key, ce_type, source, subject, payload,
-    created_at), created_at from driver_time — in one executemany: vigil_kit.outbox's table, written
-    the way outbox.enqueue writes it, without its per-row cost (the relay reads them like any other)."""
+    created_at), created_at from driver_time — vigil_kit.outbox's table, written the way outbox.enqueue
+    writes it, without its per-row cost (the relay reads them like any other).
+
+    SQLite: multi-row INSERTs of up to SQLITE_OUTBOX_ROWS_PER_INSERT rows, one step each rather than a
+    step (and a GIL hand-off, see delete_segment_rows) per row of an executemany. Elsewhere one
+    executemany."""
     if not rows:
         return
-    conn = await session.connection()
-    sql = (
-        "INSERT INTO outbox (event_id, topic, key, ce_type, source, subject, payload, created_at) "
-        f"VALUES ({_placeholders(conn.dialect, 8)})"
+    columns = (
+        "INSERT INTO outbox (event_id, topic, key, ce_type, source, subject, payload, created_at) VALUES "
     )
-    await conn.exec_driver_sql(sql, list(rows))
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql(f"{columns}({_placeholders(conn.dialect, 8)})", list(rows))
+        return
+    for i in range(0, len(rows), SQLITE_OUTBOX_ROWS_PER_INSERT):
+        chunk = rows[i : i + SQLITE_OUTBOX_ROWS_PER_INSERT]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        conn.exec_driver_sql(columns + values, tuple(itertools.chain.from_iterable(chunk)))
 
 
 # --- integrity (ARC-4): day roots, the scrubber's walk, reconciliation's index listing -------------
@@ -833,6 +868,11 @@ async def index_listing(
 
 
 async def mark_days_dirty(session: AsyncSession, days: Sequence[tuple[str, str]], now: datetime) -> None:
+    """mark_days_dirty_on in the session's transaction."""
+    await session.run_sync(lambda sync: mark_days_dirty_on(sync.connection(), days, now))
+
+
+def mark_days_dirty_on(conn: Connection, days: Sequence[tuple[str, str]], now: datetime) -> None:
     """mark_day_dirty for many (device, day) pairs in three statements (a sweep batch spans many devices)."""
     if not days:
         return
@@ -841,17 +881,15 @@ async def mark_days_dirty(session: AsyncSession, days: Sequence[tuple[str, str]]
     devices = sorted({d for d, _ in wanted})
     existing = {
         (r.device_id, r.day)
-        for r in (
-            await session.execute(
-                select(t.device_id, t.day).where(
-                    t.device_id.in_(devices), t.day.in_(sorted({d for _, d in wanted}))
-                )
+        for r in conn.execute(
+            select(t.device_id, t.day).where(
+                t.device_id.in_(devices), t.day.in_(sorted({d for _, d in wanted}))
             )
         ).all()
     }
     found = wanted & existing
     if found:
-        await session.execute(
+        conn.execute(
             update(day_roots_table)
             .where(t.device_id == bindparam("b_device"), t.day == bindparam("b_day"))
             .values(dirty=True, update_time=now),
@@ -859,7 +897,7 @@ async def mark_days_dirty(session: AsyncSession, days: Sequence[tuple[str, str]]
         )
     missing = sorted(wanted - existing)
     if missing:
-        await session.execute(
+        conn.execute(
             day_roots_table.insert(),
             [
                 {"device_id": d, "day": day, "leaf_count": 0, "root": b"", "dirty": True, "update_time": now}

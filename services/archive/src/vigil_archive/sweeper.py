@@ -20,7 +20,7 @@ the audit log, without a record per two-second segment.
 
 Index commits run while storage deletes the next batches (the keyset cursor has already moved past
 committed rows, so the two never touch the same rows): storage sets the sweeper's pace. The hot
-path reads and writes at the driver's level (see store.expired_page) because SQLAlchemy's per-row
+path reads and writes at the driver's level (see store.expired_rows) because SQLAlchemy's per-row
 processing would cost more than the database's own work on a million-row sweep.
 """
 
@@ -37,14 +37,15 @@ from typing import Any, NamedTuple
 
 from minio import Minio
 from minio.deleteobjects import DeleteObject
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.archive.v1 import events_pb2
 from vigil.audit.v1 import audit_record_pb2
 from vigil_archive import metrics, store
 from vigil_archive.api import ArchiveBase
 from vigil_archive.domain import Hold, SegmentRef, select_expired
-from vigil_kit import audit, cloudevents, db, topics
+from vigil_kit import audit, cloudevents, topics
 from vigil_kit.auth import Principal
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class Expiring(NamedTuple):
 
     @classmethod
     def from_row(cls, r: Sequence[Any], parse: Callable[[Any], datetime] = utc_naive) -> Expiring:
-        """From store.expired_page's driver tuple (store.EXPIRED_PAGE_COLUMNS); `parse` reads its times
+        """From store.expired_rows' driver tuple (store.EXPIRED_PAGE_COLUMNS); `parse` reads its times
         (time_parser's for the session's database)."""
         return cls(
             r[0], r[1], r[2], parse(r[3]), parse(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
@@ -305,8 +306,8 @@ def prepare_removal(
     return Removal(list(rows), outbox, done)
 
 
-async def apply_removal(
-    s: AsyncSession,
+def apply_removal(
+    conn: Connection,
     removal: Removal,
     payloads: Sequence[bytes],
     *,
@@ -315,12 +316,15 @@ async def apply_removal(
     action: str = EXPIRE_ACTION,
     reason: str = "",
 ) -> list[tuple[str, Expiring]]:
-    """Drop the rows from the index and write the removal's records, in `s`; (audit record id, row) of
-    each row removed here. Rows another sweep already dropped get no second event: when some are
-    missing, the records are built again for the rows this transaction removed."""
+    """Drop the rows from the index and write the removal's records, in `conn`'s transaction; (audit
+    record id, row) of each row removed here. Rows another sweep already dropped get no second event:
+    when some are missing, the records are built again for the rows this transaction removed.
+
+    Synchronous, so that the sweeper's transaction runs whole in one hand-off to the database's
+    worker thread on SQLite (ArchiveBase.run_transaction) instead of a hand-off per statement."""
     if not removal.rows:
         return []
-    gone = await store.delete_segments_returning(s, [r.row_id for r in removal.rows])
+    gone = store.delete_segment_rows(conn, [r.row_id for r in removal.rows])
     if not gone:
         return []
     if len(gone) < len(removal.rows):
@@ -335,8 +339,8 @@ async def apply_removal(
             action=action,
             reason=reason,
         )
-    await store.mark_days_dirty(s, sorted({(g[1], g[2]) for g in gone}), now)
-    await store.insert_outbox_rows(s, removal.outbox)
+    store.mark_days_dirty_on(conn, sorted({(g[1], g[2]) for g in gone}), now)
+    store.insert_outbox_rows(conn, removal.outbox)
     metrics.SEGMENTS_EXPIRED.inc(len(removal.done))
     return removal.done
 
@@ -361,7 +365,11 @@ async def remove_expired(
     removal = prepare_removal(
         rows, payloads, actor=actor, now=now, created=store.driver_time(s, now), action=action, reason=reason
     )
-    return await apply_removal(s, removal, payloads, actor=actor, now=now, action=action, reason=reason)
+    return await s.run_sync(
+        lambda sync: apply_removal(
+            sync.connection(), removal, payloads, actor=actor, now=now, action=action, reason=reason
+        )
+    )
 
 
 async def record_removal(
@@ -433,14 +441,6 @@ class Sweeper:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
 
-    def _reads(self) -> async_sessionmaker[AsyncSession]:
-        # Pages are read in read-only sessions: on SQLite they read a snapshot instead of queueing for
-        # the write lock behind the sweep's own commits.
-        try:
-            return db.read_session_factory(self.base.sessions)
-        except TypeError:
-            return self.base.sessions
-
     async def run_once(self) -> SweepReport:
         """One sweep over everything expired by now; sweeps never overlap within a process."""
         async with self._lock:
@@ -467,8 +467,8 @@ class Sweeper:
     async def _sweep(self, report: SweepReport) -> None:
         base = self.base
         now = base.clock()
-        reads = self._reads()
-        async with reads() as s:
+        # Pages are read in read-only transactions (on SQLite a snapshot, not a turn at the write lock).
+        async with base.read_sessions() as s:
             holds = await store.list_holds(s)  # the active ones
             parse = time_parser(s.get_bind().dialect.name)
         # Deletes in flight hold a slot until their rows are handed to the committer; the queue holds
@@ -482,7 +482,7 @@ class Sweeper:
             deletes: list[asyncio.Task[None]] = []
             cursor: tuple[Any, int] | None = None
             while True:
-                async with reads() as s:
+                async with base.read_sessions() as s:
                     page = await store.expired_page(s, now, limit=self.batch_size, after=cursor)
                 if not page:
                     break
@@ -587,10 +587,11 @@ class Sweeper:
     async def _transaction(
         self, removal: Removal, payloads: list[bytes], now: datetime, report: SweepReport
     ) -> None:
-        async with self.base.sessions.begin() as s:
-            removed = await apply_removal(
-                s, removal, payloads, actor=SYSTEM_ACTOR, now=now, reason=RETENTION_REASON
+        removed = await self.base.run_transaction(
+            lambda conn: apply_removal(
+                conn, removal, payloads, actor=SYSTEM_ACTOR, now=now, reason=RETENTION_REASON
             )
+        )
         wake(self.base)
         report.expired += len(removed)
         report.commits += 1

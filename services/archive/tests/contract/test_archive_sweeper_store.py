@@ -23,13 +23,24 @@ T0 = datetime(2026, 1, 1, 23, 59, 56, 250000, tzinfo=UTC)  # segments cross midn
 DEVICES = ("32020501501320000011", "32020501501320000012")
 
 
-@pytest.fixture
-async def base(database_url: str) -> AsyncIterator[ArchiveBase]:
+@pytest.fixture(params=["async-engine", "worker-thread"])
+async def base(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[ArchiveBase]:
+    """The archive's index; on SQLite also as the service wires it, the sweeper's transactions in one
+    worker-thread hand-off (db.threaded_transactions)."""
+    if request.param == "worker-thread" and not database_url.startswith("sqlite"):
+        pytest.skip("the worker-thread path is SQLite's")
     engine = db.create_engine(database_url)
     await upgrade(engine, MIGRATIONS)
+    transactions = db.threaded_transactions(engine) if request.param == "worker-thread" else None
     try:
-        yield ArchiveBase(ArchiveDeps(sessions=db.session_factory(engine), minio=None, clock=lambda: NOW))
+        yield ArchiveBase(
+            ArchiveDeps(
+                sessions=db.session_factory(engine), minio=None, clock=lambda: NOW, transactions=transactions
+            )
+        )
     finally:
+        if transactions is not None:
+            transactions.close()
         await engine.dispose()
 
 
