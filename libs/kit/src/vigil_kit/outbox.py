@@ -199,8 +199,11 @@ class OutboxRelay:
         max_batch_bytes: int = 1024 * 1024,
         producer_kw: dict[str, Any] | None = None,
         registry: CollectorRegistry = REGISTRY,
+        transactions: db.ThreadedTransactions | None = None,
     ) -> None:
         self.engine = engine
+        # SQLite file: sent rows are deleted in one worker-thread hand-off (see _mark_sent).
+        self.transactions = transactions
         self._reader = engine.execution_options(**{db.READ_ONLY_OPTION: True})
         self.bootstrap = bootstrap
         self.service = service
@@ -442,8 +445,15 @@ class OutboxRelay:
 
     async def _mark_sent(self, ids: list[int]) -> None:
         # Deleting keeps the table as small as the backlog; the broker is the record of what was sent.
+        statement = delete(outbox_table).where(outbox_table.c.id.in_(ids))
+        if self.transactions is not None:
+            # One hand-off holding SQLite's write lock for the delete alone. Through the async driver the
+            # lock is held across several event-loop turns, and the service's own writers (audited reads'
+            # group commits) queue behind it at the write gate.
+            await self.transactions.run(lambda conn: conn.execute(statement))
+            return
         async with self.engine.begin() as conn:
-            await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_(ids)))
+            await conn.execute(statement)
 
 
 class PublishError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import signal
@@ -112,7 +113,8 @@ async def run_service(
     Pass `stop` to run a service inside another program (tests), which then owns the signals.
     """
     configure_logging(settings.service_name, settings.log_level)
-    runtime = _Runtime(settings, build, migrations_dir, needs_s3, topic_partitions)
+    # The process is the service's own when it owns the signals: only then is its heap frozen once up.
+    runtime = _Runtime(settings, build, migrations_dir, needs_s3, topic_partitions, freeze_heap=stop is None)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
     stop = stop or asyncio.Event()
@@ -138,6 +140,18 @@ async def run_service(
             loop.remove_signal_handler(sig)
 
 
+def freeze_startup_heap() -> None:
+    """Move everything start-up built (modules, protobuf descriptors, SQLAlchemy metadata, clients) out of
+    the garbage collector's reach, once the service is up.
+
+    None of it ever becomes garbage, yet every full collection walked all of it: in the archive about
+    140,000 objects, an 80 ms pause of the event loop (every request in flight waited for it). Frozen,
+    a full collection walks only what requests left behind (1.3 ms measured there). Collected first,
+    so that no start-up garbage is kept forever."""
+    gc.collect()
+    gc.freeze()
+
+
 class _Runtime:
     """The objects one running service holds, started in order and stopped in reverse."""
 
@@ -148,8 +162,11 @@ class _Runtime:
         migrations_dir: Path,
         needs_s3: bool,
         topic_partitions: Mapping[str, int],
+        *,
+        freeze_heap: bool = False,
     ) -> None:
         self.settings = settings
+        self.freeze_heap = freeze_heap
         self.build = build
         self.migrations_dir = migrations_dir
         self.needs_s3 = needs_s3
@@ -171,18 +188,20 @@ class _Runtime:
         await self._migrate()
         client = _objectstore().make_minio(s) if self.needs_s3 else None
         verifier = TokenVerifier.from_settings(s)
+        transactions = db.threaded_transactions(self.engine)
         relay = outbox.OutboxRelay(
             self.engine,
             bootstrap=s.kafka_bootstrap,
             service=s.service_name,
             poll_interval_s=RELAY_POLL_INTERVAL_S,
+            transactions=transactions,
         )
         self.context = ServiceContext(
             settings=s,
             engine=self.engine,
             sessions=db.session_factory(self.engine),
             read_sessions=db.read_session_factory(self.engine),
-            transactions=db.threaded_transactions(self.engine),
+            transactions=transactions,
             verifier=verifier,
             minio=client,
             relay=relay,
@@ -244,6 +263,8 @@ class _Runtime:
         self.bootstrap_error = None
         self.bootstrapped.set()
         log.info("topics and buckets ready")
+        if self.freeze_heap:
+            freeze_startup_heap()
         for name, worker in self.context.workers:
             self._spawn(name, self._supervise(name, worker))
 

@@ -101,6 +101,36 @@ async def _is_zero(engine) -> bool:
     return await _pending(engine) == 0
 
 
+async def test_relay_deletes_sent_rows_in_worker_thread_transactions(engine, topic, kafka_broker) -> None:
+    # How a service on a SQLite file runs its relay (vigil_kit.service): sent rows deleted in one hand-off.
+    transactions = db.threaded_transactions(engine)
+    if transactions is None:
+        pytest.skip("worker-thread transactions are SQLite's")
+    sessions = db.session_factory(engine)
+    async with sessions.begin() as session:
+        ids = [
+            outbox.enqueue(session, topic=topic, key="k", message=_principal("k", i), source_service="t")
+            for i in range(30)
+        ]
+    relay = outbox.OutboxRelay(
+        engine,
+        bootstrap=kafka_broker.address,
+        service="t",
+        registry=CollectorRegistry(),
+        batch_size=7,
+        transactions=transactions,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        records = await _read(kafka_broker.address, topic, 30)
+        await apoll_until(lambda: _is_zero(engine), what="outbox drained")
+    finally:
+        relay.stop()
+        await task
+        transactions.close()
+    assert [cloudevents.from_record(r).id for r in records] == ids
+
+
 async def test_nothing_is_published_when_the_writer_rolls_back(engine, topic, kafka_broker) -> None:
     sessions = db.session_factory(engine)
     async with sessions() as session:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import weakref
 
 import pytest
 from pydantic_settings import SettingsConfigDict
 
-from vigil_kit.service import service_main
+from vigil_kit.service import freeze_startup_heap, service_main
 from vigil_kit.settings import ServiceSettings
 
 
@@ -45,3 +47,23 @@ def test_a_switch_interval_out_of_range_is_a_bad_setting(monkeypatch, capsys) ->
         service_main(_Settings, _run_seeing_switch_interval([]), prog="kittest", summary="", argv=[])
     assert stopped.value.code == 2
     assert "gil_switch_interval_ms" in capsys.readouterr().err.lower()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: object = self  # a cycle: only a collection frees it
+
+
+def test_freezing_the_startup_heap_takes_live_objects_out_of_every_collection() -> None:
+    built_at_startup = {"descriptors": [object()]}
+    gc.disable()  # no automatic collection frees the garbage before the freeze does
+    try:
+        garbage = weakref.ref(_Node())
+        assert garbage() is not None
+        freeze_startup_heap()
+        assert garbage() is None  # start-up garbage was collected first, not kept forever
+        assert not any(o is built_at_startup for o in gc.get_objects())  # no generation walks it now
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    assert any(o is built_at_startup for o in gc.get_objects())
