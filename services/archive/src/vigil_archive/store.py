@@ -744,13 +744,9 @@ def delete_segment_rows(conn: Connection, row_ids: Sequence[int]) -> list[Any]:
             ).scalar_one()
             conn.exec_driver_sql(f"DELETE FROM archive_segments WHERE {where}", tuple(ids))
             out.extend(tuple(r) for r in json.loads(found))
-        elif conn.dialect.name == "postgresql":
+        else:  # PostgreSQL
             sql = "DELETE FROM archive_segments WHERE id = ANY($1) RETURNING id, device_id, day"
             out.extend(conn.exec_driver_sql(sql, (ids,)).all())
-        else:
-            where = f"id IN ({_placeholders(conn.dialect, len(ids))})"
-            sql = f"DELETE FROM archive_segments WHERE {where} RETURNING id, device_id, day"
-            out.extend(conn.exec_driver_sql(sql, tuple(ids)).all())
     return out
 
 
