@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -397,3 +397,39 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Host parameters per multi-row INSERT on SQLite: its default limit since 3.32 (a build may allow more).
+SQLITE_MAX_PARAMS = 32_766
+# The statement texts by (table, columns, rows), so the sqlite3 module's statement cache keeps them compiled.
+_SQLITE_INSERTS: dict[tuple[str, tuple[str, ...], int], str] = {}
+
+
+def _sqlite_insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    key = (table, columns, rows)
+    sql = _SQLITE_INSERTS.get(key)
+    if sql is None:
+        one = f"({', '.join('?' for _ in columns)})"
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ",".join([one] * rows)
+        if len(_SQLITE_INSERTS) < 256:
+            _SQLITE_INSERTS[key] = sql
+    return sql
+
+
+def sqlite_insert_many(
+    execute: Callable[[str, Sequence[Any]], Any], table: str, columns: Sequence[str], rows: Sequence[Any]
+) -> None:
+    """Insert `rows` into a SQLite table with as few multi-row INSERTs as its parameter limit allows.
+
+    Why: executemany steps each row separately, and the sqlite3 module releases the GIL around every
+    step and must take it back after; while the event loop works, that can cost up to the interpreter's
+    switch interval per row. A multi-row INSERT is one step. `execute(sql, params)` runs one statement
+    (a sqlite3 connection's execute, or a SQLAlchemy Connection's exec_driver_sql).
+    """
+    columns = tuple(columns)
+    step = max(1, SQLITE_MAX_PARAMS // len(columns))
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        execute(
+            _sqlite_insert_sql(table, columns, len(chunk)), tuple(value for row in chunk for value in row)
+        )

@@ -8,7 +8,6 @@ SQLite and PostgreSQL alike; times are UTC (vigil_kit.db.UTCDateTime).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil_archive.domain import Hold, SegmentRef
-from vigil_kit.db import UTCDateTime
+from vigil_kit.db import UTCDateTime, sqlite_insert_many
 
 METADATA = MetaData()
 
@@ -771,8 +770,7 @@ def driver_time(session: AsyncSession, t: datetime) -> Any:
     return process(t) if process is not None else t
 
 
-# Outbox rows per INSERT on SQLite (8 parameters a row; SQLite takes at least 32,766 since 3.32).
-SQLITE_OUTBOX_ROWS_PER_INSERT = 1000
+OUTBOX_COLUMNS = ("event_id", "topic", "key", "ce_type", "source", "subject", "payload", "created_at")
 
 
 def insert_outbox_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -780,21 +778,15 @@ def insert_outbox_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> Non
     created_at), created_at from driver_time — vigil_kit.outbox's table, written the way outbox.enqueue
     writes it, without its per-row cost (the relay reads them like any other).
 
-    SQLite: multi-row INSERTs of up to SQLITE_OUTBOX_ROWS_PER_INSERT rows, one step each rather than a
-    step (and a GIL hand-off, see delete_segment_rows) per row of an executemany. Elsewhere one
-    executemany."""
+    SQLite: multi-row INSERTs (vigil_kit.db.sqlite_insert_many), a step each rather than one per row.
+    Elsewhere one executemany."""
     if not rows:
         return
-    columns = (
-        "INSERT INTO outbox (event_id, topic, key, ce_type, source, subject, payload, created_at) VALUES "
-    )
-    if conn.dialect.name != "sqlite":
-        conn.exec_driver_sql(f"{columns}({_placeholders(conn.dialect, 8)})", list(rows))
+    if conn.dialect.name == "sqlite":
+        sqlite_insert_many(conn.exec_driver_sql, "outbox", OUTBOX_COLUMNS, rows)
         return
-    for i in range(0, len(rows), SQLITE_OUTBOX_ROWS_PER_INSERT):
-        chunk = rows[i : i + SQLITE_OUTBOX_ROWS_PER_INSERT]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        conn.exec_driver_sql(columns + values, tuple(itertools.chain.from_iterable(chunk)))
+    sql = f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ({_placeholders(conn.dialect, 8)})"
+    conn.exec_driver_sql(sql, list(rows))
 
 
 # --- integrity (ARC-4): day roots, the scrubber's walk, reconciliation's index listing -------------

@@ -58,7 +58,7 @@ from vigil.audit.v1 import audit_record_pb2
 from vigil_audit import codec
 from vigil_audit.domain.sth import SignedTreeHead, TreeHead
 from vigil_kit import merkle
-from vigil_kit.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, create_engine
+from vigil_kit.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, create_engine, sqlite_insert_many
 from vigil_kit.merkle import AppendResult, Frontier, NodeId
 
 METADATA = MetaData()
@@ -226,42 +226,12 @@ _LEAF_COLUMNS = (
 )
 
 
-# Host parameters per multi-row INSERT on SQLite: its default limit since 3.32 (a build may allow more).
-_SQLITE_MAX_PARAMS = 32_766
-# The statement texts by (table, columns, rows), so the sqlite3 module's statement cache keeps them compiled.
-_SQLITE_INSERTS: dict[tuple[str, tuple[str, ...], int], str] = {}
-
-
-def _sqlite_insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
-    key = (table, columns, rows)
-    sql = _SQLITE_INSERTS.get(key)
-    if sql is None:
-        one = f"({', '.join('?' for _ in columns)})"
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ",".join([one] * rows)
-        if len(_SQLITE_INSERTS) < 256:
-            _SQLITE_INSERTS[key] = sql
-    return sql
-
-
-def _sqlite_insert_many(
-    conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Any]
-) -> None:
-    """Insert ``rows`` with as few multi-row INSERTs as SQLite's parameter limit allows (driver's thread)."""
-    columns = tuple(columns)
-    step = max(1, _SQLITE_MAX_PARAMS // len(columns))
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        conn.execute(
-            _sqlite_insert_sql(table, columns, len(chunk)), [value for row in chunk for value in row]
-        )
-
-
 def _sqlite_insert_tables(
     conn: sqlite3.Connection, inserts: Sequence[tuple[str, Sequence[str], Sequence[Any]]]
 ) -> None:
     for table, columns, rows in inserts:
         if rows:
-            _sqlite_insert_many(conn, table, columns, rows)
+            sqlite_insert_many(conn.execute, table, columns, rows)
 
 
 async def _bulk_insert(

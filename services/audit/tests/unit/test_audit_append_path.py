@@ -207,7 +207,7 @@ async def test_a_proof_read_sees_a_head_signed_after_the_previous_read(store: Lo
 
 async def test_a_batch_larger_than_one_multi_row_insert_is_stored_whole(store: LogStore) -> None:
     # More than one multi-row INSERT of leaves on SQLite, with a shorter last one.
-    n = store_module._SQLITE_MAX_PARAMS // len(store_module._LEAF_COLUMNS) + 7
+    n = db.SQLITE_MAX_PARAMS // len(store_module._LEAF_COLUMNS) + 7
     batch = [prepare_leaf(record(i)) for i in range(n)]
     assert await store.acquire_lease("w1", NOW_MS, LEASE_MS)
     out = await store.append(
