@@ -713,11 +713,6 @@ def expired_rows(
     return list(result.all())
 
 
-async def delete_segments_returning(session: AsyncSession, row_ids: Sequence[int]) -> list[Any]:
-    """delete_segment_rows in the session's transaction."""
-    return await session.run_sync(lambda sync: delete_segment_rows(sync.connection(), row_ids))
-
-
 def delete_segment_rows(conn: Connection, row_ids: Sequence[int]) -> list[Any]:
     """Drop index rows; (id, device_id, day) of each row this statement removed.
 

@@ -143,10 +143,9 @@ async def test_a_row_removed_twice_is_reported_once(base: ArchiveBase) -> None:
     await index(base, 2, retain_until=NOW - timedelta(days=1))
     async with base.sessions() as s:
         ids = [r[0] for r in await store.expired_page(s, NOW, limit=10)]
-    async with base.sessions.begin() as s:
-        first = await store.delete_segments_returning(s, ids)
-    async with base.sessions.begin() as s:
-        second = await store.delete_segments_returning(s, ids)
+    # As the sweeper removes rows: delete_segment_rows in one write transaction each.
+    first = await base.run_transaction(lambda conn: store.delete_segment_rows(conn, ids))
+    second = await base.run_transaction(lambda conn: store.delete_segment_rows(conn, ids))
     assert sorted(r[0] for r in first) == sorted(ids) and second == []
 
 
