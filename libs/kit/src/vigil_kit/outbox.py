@@ -15,12 +15,13 @@ transaction (the row lock orders them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,6 +146,8 @@ class _Metrics:
     oldest_age: Gauge
     published: Counter
     failures: Counter
+    direct: Counter
+    fallbacks: Counter
 
 
 # Keyed by the registry itself, weakly: an id() could be reused by a new registry once an old one is freed.
@@ -174,6 +177,18 @@ def _metrics(reg: CollectorRegistry) -> _Metrics:
             failures=Counter(
                 "vigil_outbox_publish_failures_total",
                 "Relay rounds in which a publish to the broker failed",
+                ["service"],
+                registry=reg,
+            ),
+            direct=Counter(
+                "vigil_outbox_direct_published_total",
+                "Events the broker acknowledged straight from the writer, without an outbox row",
+                ["service"],
+                registry=reg,
+            ),
+            fallbacks=Counter(
+                "vigil_outbox_direct_fallbacks_total",
+                "Events the broker did not acknowledge in time, which went to the outbox table instead",
                 ["service"],
                 registry=reg,
             ),
@@ -458,6 +473,124 @@ class OutboxRelay:
 
 class PublishError(RuntimeError):
     """The broker did not acknowledge some partitions' batches."""
+
+
+class DirectPublisher:
+    """Publishes event rows (event_row, audit.audit_row) straight to the broker, for events that record no
+    database state change: an audit record of a read-only decision has nothing to commit atomically with.
+
+    The broker's acknowledgement (acks=all) is then the commit, and the row skips the outbox table's insert,
+    the relay's read and its delete. publish() raises PublishError when the broker did not acknowledge every
+    row within `timeout_s`; the caller then commits the same rows to the outbox (same event ids), so nothing
+    is lost. A send that timed out may still land, and the relay then publishes a repeat, which consumers
+    skip by event id as they skip any redelivery. After a failure, `available` is False for `cooldown_s`:
+    during a broker outage writers go to the outbox at once instead of each waiting out the timeout. Rows of
+    one key keep their order only within one publish(): use it for events whose consumers need no order
+    across writes (each audit record is its own key).
+
+    A worker (run() until stop()): it starts the producer, retrying while the broker is unreachable.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        service: str,
+        timeout_s: float = 0.5,
+        cooldown_s: float = 5.0,
+        backoff_max_s: float = 5.0,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.service = service
+        self.timeout_s = timeout_s
+        self.cooldown_s = cooldown_s
+        self.backoff_max_s = backoff_max_s
+        self._metrics = _metrics(registry)
+        self._producer: AIOKafkaProducer | None = None
+        self._retry_at = 0.0
+        self._stop = asyncio.Event()
+
+    @property
+    def available(self) -> bool:
+        """Connected, and no publish failed within the last `cooldown_s`."""
+        return self._producer is not None and time.monotonic() >= self._retry_at
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while self._producer is None and not self._stop.is_set():
+            try:
+                # linger 0: a lone record goes at once; records sent while a request is in flight share
+                # the next one. A short request timeout: a record older than `timeout_s` is in the outbox
+                # already, and stop() need not wait the default 30 s on a broker that is gone.
+                self._producer = await create_producer(
+                    self.bootstrap,
+                    linger_ms=0,
+                    request_timeout_ms=int(max(2.0, 4 * self.timeout_s) * 1000),
+                )
+            except Exception as e:
+                failures += 1
+                delay = min(self.backoff_max_s, 0.1 * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+                log.warning(
+                    "direct publisher cannot reach the broker; writers use the outbox meanwhile",
+                    extra={"service": self.service, "error": repr(e), "retry_in_s": round(delay, 3)},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        try:
+            await self._stop.wait()
+        finally:
+            producer, self._producer = self._producer, None
+            if producer is not None:
+                await producer.stop()
+
+    async def publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Every row acknowledged by the broker, or PublishError (then publish the rows another way)."""
+        producer = self._producer
+        if producer is None:
+            raise PublishError("the direct publisher is not connected to the broker")
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                for row in rows:
+                    headers = cloudevents.build_headers(
+                        event_id=row["event_id"],
+                        ce_type=row["ce_type"],
+                        source=row["source"],
+                        subject=row["subject"],
+                        time=row["created_at"],
+                    )
+                    futures.append(
+                        await producer.send(
+                            row["topic"],
+                            key=row["key"].encode(),
+                            value=row["payload"],
+                            headers=headers,
+                            timestamp_ms=int(row["created_at"].timestamp() * 1000),
+                        )
+                    )
+                # Waiting does not cancel the sends: on a timeout they may still land (see the class doc).
+                await asyncio.wait(futures)
+            for future in futures:
+                if future.cancelled():
+                    raise PublishError("the producer stopped before the broker acknowledged")
+                if (error := future.exception()) is not None:
+                    raise error
+        except Exception as e:
+            for future in futures:  # a late failure is this error's consequence: no "never retrieved" noise
+                future.add_done_callback(_retrieved)
+            self._retry_at = time.monotonic() + self.cooldown_s
+            self._metrics.fallbacks.labels(self.service).inc(len(rows))
+            raise PublishError(f"the broker did not acknowledge {len(rows)} event(s): {e!r}") from e
+        self._metrics.direct.labels(self.service).inc(len(rows))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _now_ms() -> int:

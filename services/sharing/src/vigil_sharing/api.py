@@ -74,9 +74,16 @@ def _enum_name(enum: Any, value: int, fallback: str) -> str:
 class DecisionLog:
     """Commits Authorize decisions' audit records, batched; write() returns once its record is committed.
 
-    A batch is one INSERT of outbox rows in one transaction — the rows audit.write_audit would add (topic
-    vigil.audit.records.v1, key and event id = record id), without the ORM unit of work, which cost more
-    than the insert. On a SQLite file the transaction runs whole in one worker-thread hand-off
+    A decision changes no database state, so nothing needs its record to commit atomically with anything
+    else: with a `publisher` (outbox.DirectPublisher) a batch goes straight to vigil.audit.records.v1 and
+    the broker's acknowledgement (acks=all) is its commit. That skips the outbox row's insert, the relay's
+    read and delete, and on SQLite the database's one write lock, which replicas on one file queued for.
+
+    When the broker does not acknowledge in time, or the publisher is not connected, the same records go to
+    the outbox (the rows audit.write_audit would add: key and event id = record id) in one INSERT and one
+    transaction, and the relay publishes them later; a record that reaches the log twice that way is skipped
+    by the audit service's unique record id. Only when that commit fails too does write() raise, and
+    Authorize denies (ACC-1). On a SQLite file the transaction runs whole in one worker-thread hand-off
     (db.ThreadedTransactions) rather than a hand-off per statement.
 
     The outbox relay is woken at most once per `relay_wake_s` (the first commit of a quiet spell wakes it
@@ -92,9 +99,11 @@ class DecisionLog:
         *,
         transactions: db.ThreadedTransactions | None = None,
         relay_wake_s: float = RELAY_WAKE_S,
+        publisher: outbox.DirectPublisher | None = None,
     ) -> None:
         self._engine: AsyncEngine = sessions.kw["bind"]
         self._transactions = transactions
+        self._publisher = publisher
         self._wake_relay = outbox.CoalescedWake(notifier, relay_wake_s)
         self._insert = outbox_table.insert()
         self._group: GroupCommit[audit_record_pb2.AuditRecord, str] = GroupCommit(
@@ -109,6 +118,17 @@ class DecisionLog:
     async def _commit(self, records: Sequence[audit_record_pb2.AuditRecord]) -> list[str]:
         now = datetime.now(UTC)
         rows = [audit.audit_row(r, now) for r in records]
+        if self._publisher is not None and self._publisher.available:
+            try:
+                await self._publisher.publish(rows)
+            except outbox.PublishError as e:
+                log.warning(
+                    "the broker did not take decisions' audit records; committing them to the outbox",
+                    extra={"records": len(rows), "error": str(e)},
+                )
+            else:
+                metrics.AUDIT_BATCH.observe(len(records))
+                return [r.record_id for r in records]
         if self._transactions is not None:
             await self._transactions.run(lambda conn: conn.execute(self._insert, rows))
         else:
@@ -150,6 +170,7 @@ class SharingServicer(pb_grpc.SharingServiceServicer):
         decision_batch_max: int = 500,
         read_sessions: async_sessionmaker[AsyncSession] | None = None,
         transactions: db.ThreadedTransactions | None = None,
+        publisher: outbox.DirectPublisher | None = None,
     ) -> None:
         self.sessions = sessions
         # Look-ups and listings: on SQLite they read a snapshot instead of queueing for the write lock.
@@ -159,7 +180,9 @@ class SharingServicer(pb_grpc.SharingServiceServicer):
         self.policy = policy
         self.clock = clock
         self.notifier = notifier
-        self.decisions = DecisionLog(sessions, notifier, decision_batch_max, transactions=transactions)
+        self.decisions = DecisionLog(
+            sessions, notifier, decision_batch_max, transactions=transactions, publisher=publisher
+        )
         # Wired by app.build: the fan-out's router (learns new subscriptions at once) and Subscribe's streams.
         self.router: Any = None
         self.streams: Any = None

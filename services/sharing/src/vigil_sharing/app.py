@@ -8,7 +8,7 @@ from pathlib import Path
 from vigil.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from vigil.sharing.v1 import sharing_service_pb2 as pb
 from vigil.sharing.v1 import sharing_service_pb2_grpc as pb_grpc
-from vigil_kit import topics
+from vigil_kit import outbox, topics
 from vigil_kit.consumer import IdempotentConsumer
 from vigil_kit.grpc_client import ServiceStub
 from vigil_kit.grpc_server import ServiceBinding
@@ -64,6 +64,14 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
         unknown_ttl_s=settings.unknown_device_ttl_s,
     )
     await devices.load()  # Authorize answers from memory; events and registry look-ups keep it current
+    publisher = None
+    if settings.authorize_publish_direct:
+        publisher = outbox.DirectPublisher(
+            settings.kafka_bootstrap,
+            service=settings.service_name,
+            timeout_s=settings.authorize_publish_timeout_s,
+        )
+        ctx.add_worker("decision-publisher", publisher)
     servicer = SharingServicer(
         sessions=ctx.sessions,
         read_sessions=reads,
@@ -74,6 +82,7 @@ async def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> list[ServiceB
         clock=clock,
         notifier=ctx.relay.notify,
         decision_batch_max=settings.authorize_batch_max,
+        publisher=publisher,
     )
     ctx.add_worker(
         "device-cache",

@@ -624,9 +624,15 @@ def audit_batches(before: Scrape, after: Scrape) -> str:
     failures = after.get(("vigil_sharing_decision_audit_failures_total", ()), 0.0) - before.get(
         ("vigil_sharing_decision_audit_failures_total", ()), 0.0
     )
+    direct, fallbacks = (
+        sum(v for (name, _), v in after.items() if name == key)
+        - sum(v for (name, _), v in before.items() if name == key)
+        for key in ("vigil_outbox_direct_published_total", "vigil_outbox_direct_fallbacks_total")
+    )
     mean = records / commits if commits else 0.0
     return (
-        f"audit group commits {commits:,.0f} (mean {mean:.1f} records each), {failures:,.0f} audit failures"
+        f"audit group commits {commits:,.0f} (mean {mean:.1f} records each; {direct:,.0f} records acknowledged "
+        f"by the broker directly, {fallbacks:,.0f} sent to the outbox instead), {failures:,.0f} audit failures"
     )
 
 
@@ -765,7 +771,8 @@ async def service_figures(ctx: BenchContext) -> list[Figure]:
             baseline=whoami.p(0.99) if valid else None,
             notes=(
                 f"{verdict}. service: {REPLICAS} `python -m vigil_sharing` replica process(es) on one database "
-                f"(SQLite WAL, outbox relay to the bench broker) holding {len(workload.index):,} active grants; "
+                f"(SQLite WAL; decisions' audit records published to the bench broker, acks=all, before each answer; "
+                f"the outbox relay for the rest) holding {len(workload.index):,} active grants; "
                 f"load: its own process (multiprocessing spawn), one channel balancing round robin over the "
                 f"replicas, {IN_FLIGHT} senders, open loop at {RATE:,}/s for {DURATION_S:g} s after "
                 f"{WARMUP_S:g} s warm-up, {CALL_TIMEOUT_S:g} s deadline. Authorize: {authorize.summary()}; "

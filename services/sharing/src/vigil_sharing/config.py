@@ -66,6 +66,18 @@ class Settings(ServiceSettings):
         description="On a SQLite file, commit Authorize's audit batches whole in one worker thread (cheaper "
         "than the async driver's per-statement hand-offs); false uses the async engine",
     )
+    authorize_publish_direct: bool = Field(
+        default=True,
+        description="Publish Authorize's audit records straight to the broker, the acknowledgement being their "
+        "commit (the outbox takes them when the broker does not answer in time); false: always the outbox",
+    )
+    authorize_publish_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="How long Authorize waits for the broker to acknowledge its audit records before it "
+        "commits them to the outbox instead",
+    )
     unknown_device_ttl_s: float = Field(
         default=1.0,
         ge=0,

@@ -1,4 +1,5 @@
-"""The decision log: Authorize's audit records, committed before write() returns, as write_audit's rows."""
+"""The decision log: Authorize's audit records, committed before write() returns: acknowledged by the real
+broker, or, when it does not answer in time, as write_audit's outbox rows."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select, text
 
-from vigil_kit import audit, db, migrations
+from vigil_kit import audit, cloudevents, db, kafka, migrations, outbox, topics
 from vigil_kit.auth import Principal
 from vigil_kit.migrations import outbox_table
 from vigil_sharing import app
@@ -141,3 +144,86 @@ async def test_commits_in_quick_succession_wake_the_relay_once_now_and_once_when
         return len(wakes) == 2
 
     await apoll_until(woken_twice, timeout=10, what="the relay's second wake-up")
+
+
+async def _started(publisher: outbox.DirectPublisher) -> asyncio.Task[None]:
+    task = asyncio.create_task(publisher.run())
+
+    async def connected() -> bool:
+        return publisher.available
+
+    await apoll_until(connected, timeout=20, what="the decision publisher's producer")
+    return task
+
+
+async def _audit_ids_on(bootstrap: str, wanted: set[str]) -> set[str]:
+    consumer = AIOKafkaConsumer(
+        topics.AUDIT_RECORDS, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    seen: set[str] = set()
+    try:
+
+        async def all_there() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                seen.update(cloudevents.from_record(r).id for r in records)
+            return wanted <= seen
+
+        await apoll_until(
+            all_there, timeout=20, interval=0, what="the decisions' audit records on the broker"
+        )
+    finally:
+        await consumer.stop()
+    return seen & wanted
+
+
+async def test_with_the_broker_each_record_is_acknowledged_by_it_when_write_returns_and_skips_the_outbox(
+    engine, kafka_broker
+) -> None:
+    await kafka.ensure_topics(kafka_broker.address)
+    publisher = outbox.DirectPublisher(kafka_broker.address, service="sharing", registry=CollectorRegistry())
+    task = await _started(publisher)
+    wakes: list[int] = []
+    log = DecisionLog(db.session_factory(engine), lambda: wakes.append(1), max_batch=100, publisher=publisher)
+    try:
+        records = [record(n) for n in range(5)]
+        ids = await asyncio.gather(*(log.write(r) for r in records))
+    finally:
+        publisher.stop()
+        await task
+
+    assert ids == [r.record_id for r in records]
+    assert await rows(engine, ids) == {}  # no outbox row, and the relay was never woken: the broker has them
+    assert not wakes
+    # Acknowledged (acks=all) before write() returned; the producer has stopped since, so nothing sends now.
+    assert await _audit_ids_on(kafka_broker.address, set(ids)) == set(ids)
+
+
+async def test_when_the_broker_does_not_acknowledge_the_records_go_to_the_outbox_and_without_it_write_fails(
+    engine, fresh_kafka_broker
+) -> None:
+    await kafka.ensure_topics(fresh_kafka_broker.address)
+    publisher = outbox.DirectPublisher(
+        fresh_kafka_broker.address, service="sharing", timeout_s=0.3, registry=CollectorRegistry()
+    )
+    task = await _started(publisher)
+    wakes: list[int] = []
+    log = DecisionLog(db.session_factory(engine), lambda: wakes.append(1), max_batch=100, publisher=publisher)
+    try:
+        await log.write(record(0))
+        fresh_kafka_broker.kill()
+
+        late = [record(n) for n in range(1, 4)]
+        ids = await asyncio.gather(*(log.write(r) for r in late))
+
+        assert set(await rows(engine, ids)) == set(
+            ids
+        )  # committed to the outbox; the relay will publish them
+        assert wakes
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE outbox"))  # and now no commit can take the record either
+        with pytest.raises(Exception):  # noqa: B017 - Authorize denies on any failure (ACC-1)
+            await log.write(record(9))
+    finally:
+        publisher.stop()
+        await task
