@@ -255,9 +255,9 @@ RATE = 1_000  # requests per second, open loop
 DURATION_S = float(os.environ.get("VIGIL_BENCH_SHARING_SECONDS", "15"))
 WARMUP_S = 2.0
 IN_FLIGHT = 256  # senders sharing the generator's one channel: 1,000/s stays open loop up to ~250 ms per call
-# Sharing processes serving the load, as the chart's `services.sharing.replicas` runs them: one Python process
-# tops out below 1,000 Authorize/s on this machine (its gRPC server alone costs ~0.65 ms of CPU per call), so
-# the figure is for the deployment, each replica on the same database, the generator balancing round robin.
+# Sharing processes serving the load, as the chart's `services.sharing.replicas` runs them (each replica on the
+# same database, the generator balancing round robin). One process carries 1,000 Authorize/s here at ~80 % of a
+# core (its gRPC server alone ~0.5 ms of CPU per call); VIGIL_BENCH_SHARING_REPLICAS=1 measures it alone.
 REPLICAS = int(os.environ.get("VIGIL_BENCH_SHARING_REPLICAS", "2"))
 CALL_TIMEOUT_S = 5.0
 MAX_ERROR_RATE = 0.01  # above it the run is invalid: no p99 is reported from the calls that succeeded
