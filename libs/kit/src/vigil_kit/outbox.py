@@ -15,13 +15,12 @@ transaction (the row lock orders them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,6 +117,19 @@ def event_row(
         "payload": message.SerializeToString(),
         "created_at": created_at or datetime.now(UTC),
     }
+
+
+def kafka_record(row: Mapping[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]], int]:
+    """(key, value, CloudEvents headers, timestamp in ms) of the Kafka record an event row (event_row, or
+    an outbox table row) is published as: the relay and DirectPublisher write the same record."""
+    headers = cloudevents.build_headers(
+        event_id=row["event_id"],
+        ce_type=row["ce_type"],
+        source=row["source"],
+        subject=row["subject"],
+        time=row["created_at"],
+    )
+    return row["key"].encode(), row["payload"], headers, int(row["created_at"].timestamp() * 1000)
 
 
 def _notify_after_commit(session: AsyncSession, notifier: Callable[[], None]) -> None:
@@ -417,19 +429,8 @@ class OutboxRelay:
                 entry = (producer.create_batch(), [])
                 batches[tp] = entry
             builder, ids = entry
-            headers = cloudevents.build_headers(
-                event_id=row.event_id,
-                ce_type=row.ce_type,
-                source=row.source,
-                subject=row.subject,
-                time=row.created_at,
-            )
-            meta = builder.append(
-                timestamp=int(row.created_at.timestamp() * 1000),
-                key=row.key.encode(),
-                value=row.payload,
-                headers=headers,
-            )
+            key, value, headers, timestamp_ms = kafka_record(row._mapping)
+            meta = builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
             if meta is None:
                 full.add(tp)
                 continue
@@ -488,7 +489,7 @@ class DirectPublisher:
     one key keep their order only within one publish(): use it for events whose consumers need no order
     across writes (each audit record is its own key).
 
-    A worker (run() until stop()): it starts the producer, retrying while the broker is unreachable.
+    A worker (run() until stop()): it holds the producer; run() fails while the broker is unreachable.
     """
 
     def __init__(
@@ -498,14 +499,12 @@ class DirectPublisher:
         service: str,
         timeout_s: float = 0.5,
         cooldown_s: float = 5.0,
-        backoff_max_s: float = 5.0,
         registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self.bootstrap = bootstrap
         self.service = service
         self.timeout_s = timeout_s
         self.cooldown_s = cooldown_s
-        self.backoff_max_s = backoff_max_s
         self._metrics = _metrics(registry)
         self._producer: AIOKafkaProducer | None = None
         self._retry_at = 0.0
@@ -520,34 +519,20 @@ class DirectPublisher:
         self._stop.set()
 
     async def run(self) -> None:
-        failures = 0
-        while self._producer is None and not self._stop.is_set():
-            try:
-                # linger 0: a lone record goes at once; records sent while a request is in flight share
-                # the next one. A short request timeout: a record older than `timeout_s` is in the outbox
-                # already, and stop() need not wait the default 30 s on a broker that is gone.
-                self._producer = await create_producer(
-                    self.bootstrap,
-                    linger_ms=0,
-                    request_timeout_ms=int(max(2.0, 4 * self.timeout_s) * 1000),
-                )
-            except Exception as e:
-                failures += 1
-                delay = min(self.backoff_max_s, 0.1 * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
-                log.warning(
-                    "direct publisher cannot reach the broker; writers use the outbox meanwhile",
-                    extra={"service": self.service, "error": repr(e), "retry_in_s": round(delay, 3)},
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+        # linger 0: a lone record goes at once; records sent while a request is in flight share the next one.
+        # A short request timeout: a record older than `timeout_s` is in the outbox already, and stop() need
+        # not wait the default 30 s on a broker that is gone. An unreachable broker fails run(): the service's
+        # worker supervisor restarts it with backoff, and writers use the outbox meanwhile.
+        self._producer = await create_producer(
+            self.bootstrap, linger_ms=0, request_timeout_ms=int(max(2.0, 4 * self.timeout_s) * 1000)
+        )
         try:
             await self._stop.wait()
         finally:
             producer, self._producer = self._producer, None
-            if producer is not None:
-                await producer.stop()
+            await producer.stop()
 
-    async def publish(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def publish(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Every row acknowledged by the broker, or PublishError (then publish the rows another way)."""
         producer = self._producer
         if producer is None:
@@ -556,20 +541,10 @@ class DirectPublisher:
         try:
             async with asyncio.timeout(self.timeout_s):
                 for row in rows:
-                    headers = cloudevents.build_headers(
-                        event_id=row["event_id"],
-                        ce_type=row["ce_type"],
-                        source=row["source"],
-                        subject=row["subject"],
-                        time=row["created_at"],
-                    )
+                    key, value, headers, timestamp_ms = kafka_record(row)
                     futures.append(
                         await producer.send(
-                            row["topic"],
-                            key=row["key"].encode(),
-                            value=row["payload"],
-                            headers=headers,
-                            timestamp_ms=int(row["created_at"].timestamp() * 1000),
+                            row["topic"], key=key, value=value, headers=headers, timestamp_ms=timestamp_ms
                         )
                     )
                 # Waiting does not cancel the sends: on a timeout they may still land (see the class doc).

@@ -511,7 +511,7 @@ class Step:
     hwm_mb: float
     cpu_share: float
     why: str = ""
-    queue: str = ""  # queue_diagnosis: empty when neither the median grew nor the tail was slow
+    queue: str = ""  # the diagnosis: empty when neither the median grew nor the tail was slow
 
 
 # A step's verdict is the issue's rule: every upload stored, and the p99 upload latency of the last 20 s at most
@@ -529,40 +529,41 @@ MEDIAN_GROWTH_MAX = 1.5
 TAIL_SHARE_OF_PERIOD_MAX = 0.25
 
 
-def _common_faults(first: Sequence[float], last: Sequence[float], failed: Sequence[str]) -> list[str]:
-    why = []
+@dataclass(frozen=True)
+class Verdict:
+    """A step judged: why the issue's rule does not carry it (empty: carried), the queue diagnosis (empty: no
+    sign of a queue or a slow tail), and the window percentiles both were judged on (s)."""
+
+    why: list[str]
+    queue: list[str]
+    p50_first: float
+    p50_last: float
+    p99_first: float
+    p99_last: float
+
+
+def step_verdict(first: Sequence[float], last: Sequence[float], failed: Sequence[str]) -> Verdict:
+    """`first` and `last` are the latencies (s) of the uploads due in the first and last window, `failed` the
+    outcomes of the uploads that were not stored."""
+    p50_first, p50_last = percentile(first, 50), percentile(last, 50)
+    p99_first, p99_last = percentile(first, 99), percentile(last, 99)
+    faults = []
     if failed:
-        why.append(f"{len(failed)} uploads failed ({', '.join(sorted(set(failed)))})")
+        faults.append(f"{len(failed)} uploads failed ({', '.join(sorted(set(failed)))})")
+    why, queue = list(faults), list(faults)
     if not first or not last:
         why.append("no upload stored in the first or the last window")
-    return why
-
-
-def step_verdict(first: Sequence[float], last: Sequence[float], failed: Sequence[str]) -> list[str]:
-    """Why a step was not carried by the issue's rule (empty if it was): `first` and `last` are the latencies
-    (s) of the uploads due in the first and last window, `failed` the outcomes of the uploads not stored."""
-    why = _common_faults(first, last, failed)
-    if not first or not last:
-        return why
-    p99_first, p99_last = percentile(first, 99), percentile(last, 99)
-    if p99_last > P99_GROWTH_MAX * p99_first:
-        why.append(f"p99 grew {p99_last / p99_first:.2f}× from the first 20 s to the last")
-    if p99_last >= SEGMENT_S:
-        why.append("p99 of the last 20 s not below the segment duration")
-    return why
-
-
-def queue_diagnosis(first: Sequence[float], last: Sequence[float], failed: Sequence[str]) -> list[str]:
-    """Signs of a queue or of a slow tail (empty if none): the median's growth, the tail against the period."""
-    why = _common_faults(first, last, failed)
-    if not first or not last:
-        return why
-    p50_first, p50_last, p99_last = percentile(first, 50), percentile(last, 50), percentile(last, 99)
-    if p50_last > MEDIAN_GROWTH_MAX * p50_first:
-        why.append(f"median grew {p50_last / p50_first:.2f}× from the first 20 s to the last (a queue)")
-    if p99_last > TAIL_SHARE_OF_PERIOD_MAX * SEGMENT_S:
-        why.append(f"p99 of the last 20 s over {TAIL_SHARE_OF_PERIOD_MAX:.0%} of the segment duration")
-    return why
+        queue.append(why[-1])
+    else:
+        if p99_last > P99_GROWTH_MAX * p99_first:
+            why.append(f"p99 grew {p99_last / p99_first:.2f}× from the first 20 s to the last")
+        if p99_last >= SEGMENT_S:
+            why.append("p99 of the last 20 s not below the segment duration")
+        if p50_last > MEDIAN_GROWTH_MAX * p50_first:
+            queue.append(f"median grew {p50_last / p50_first:.2f}× from the first 20 s to the last (a queue)")
+        if p99_last > TAIL_SHARE_OF_PERIOD_MAX * SEGMENT_S:
+            queue.append(f"p99 of the last 20 s over {TAIL_SHARE_OF_PERIOD_MAX:.0%} of the segment duration")
+    return Verdict(why, queue, p50_first, p50_last, p99_first, p99_last)
 
 
 async def capacity_step(ctx: BenchContext, pool: list[PoolSegment], n: int, seconds: float) -> Step:
@@ -606,32 +607,32 @@ async def capacity_step(ctx: BenchContext, pool: list[PoolSegment], n: int, seco
     first = [lat for due, lat in ok if due < WINDOW_S]
     last = [lat for due, lat in ok if due >= seconds - WINDOW_S]
     lag = percentile([started - due for due, started, *_ in results], 99)
-    why = step_verdict(first, last, failed)
-    queue = queue_diagnosis(first, last, failed)
+    verdict = step_verdict(first, last, failed)
     return Step(
         devices=n,
-        carried=not why,
-        p50_first=percentile(first, 50),
-        p50_last=percentile(last, 50),
-        p99_first=percentile(first, 99),
-        p99_last=percentile(last, 99),
+        carried=not verdict.why,
+        p50_first=verdict.p50_first,
+        p50_last=verdict.p50_last,
+        p99_first=verdict.p99_first,
+        p99_last=verdict.p99_last,
         failed=len(failed),
         done=len(ok),
         expected=n * int(seconds / SEGMENT_S),
         lag_p99=lag,
         hwm_mb=hwm,
         cpu_share=cpu_share,
-        why="; ".join(why),
-        queue="; ".join(queue),
+        why="; ".join(verdict.why),
+        queue="; ".join(verdict.queue),
     )
 
 
 def _step_text(s: Step) -> str:
     verdict = "carried" if s.carried else f"not carried: {s.why}"
-    diagnosis = "no queue" if not s.queue else s.queue
+    diagnosis = s.queue or "no queue"
     return (
-        f"N={s.devices}: {verdict}; diagnosis: {diagnosis} (median {s.p50_first * 1000:.0f} ms first 20 s → {s.p50_last * 1000:.0f} ms "
-        f"last 20 s, p99 {s.p99_first * 1000:.0f} → {s.p99_last * 1000:.0f} ms; {s.done}/{s.expected} stored; scheduling lag p99 {s.lag_p99 * 1000:.0f} ms; ingest CPU "
+        f"N={s.devices}: {verdict}; diagnosis: {diagnosis} (median {s.p50_first * 1000:.0f} ms first 20 s → "
+        f"{s.p50_last * 1000:.0f} ms last 20 s, p99 {s.p99_first * 1000:.0f} → {s.p99_last * 1000:.0f} ms; "
+        f"{s.done}/{s.expected} stored; scheduling lag p99 {s.lag_p99 * 1000:.0f} ms; ingest CPU "
         f"{s.cpu_share:.0%} of a core; VmHWM {s.hwm_mb:.0f} MB)"
     )
 

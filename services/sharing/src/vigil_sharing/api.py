@@ -118,25 +118,29 @@ class DecisionLog:
     async def _commit(self, records: Sequence[audit_record_pb2.AuditRecord]) -> list[str]:
         now = datetime.now(UTC)
         rows = [audit.audit_row(r, now) for r in records]
-        if self._publisher is not None and self._publisher.available:
-            try:
-                await self._publisher.publish(rows)
-            except outbox.PublishError as e:
-                log.warning(
-                    "the broker did not take decisions' audit records; committing them to the outbox",
-                    extra={"records": len(rows), "error": str(e)},
-                )
+        if not await self._published(rows):
+            if self._transactions is not None:
+                await self._transactions.run(lambda conn: conn.execute(self._insert, rows))
             else:
-                metrics.AUDIT_BATCH.observe(len(records))
-                return [r.record_id for r in records]
-        if self._transactions is not None:
-            await self._transactions.run(lambda conn: conn.execute(self._insert, rows))
-        else:
-            async with self._engine.begin() as conn:
-                await conn.execute(self._insert, rows)
-        self._wake_relay()  # committed: the relay may publish them
+                async with self._engine.begin() as conn:
+                    await conn.execute(self._insert, rows)
+            self._wake_relay()  # committed: the relay may publish them
         metrics.AUDIT_BATCH.observe(len(records))
         return [r.record_id for r in records]
+
+    async def _published(self, rows: list[dict[str, Any]]) -> bool:
+        """Whether the broker acknowledged every row (False: commit them to the outbox instead)."""
+        if self._publisher is None or not self._publisher.available:
+            return False
+        try:
+            await self._publisher.publish(rows)
+        except outbox.PublishError as e:
+            log.warning(
+                "the broker did not take decisions' audit records; committing them to the outbox",
+                extra={"records": len(rows), "error": str(e)},
+            )
+            return False
+        return True
 
 
 def within(sub: Scope, grant: Scope) -> bool:
