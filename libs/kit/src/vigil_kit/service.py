@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
+T = TypeVar("T")
 
 # How long start-up keeps retrying an unreachable database before giving up (the broker and S3 are
 # retried for as long as the process runs, with readiness NOT_SERVING meanwhile).
@@ -433,6 +434,25 @@ def describe_validation_error(settings_cls: type[ServiceSettings], exc: Validati
     return "; ".join(parts)
 
 
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What creates an event loop of `kind` (ServiceSettings.event_loop): "uvloop" or "asyncio"."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    if kind == "asyncio":
+        return asyncio.new_event_loop
+    raise ValueError(f"unknown event loop {kind!r} (uvloop or asyncio)")
+
+
+def run_on(kind: str, main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run(main) on an event loop of `kind`: how a service process (and a load generator standing in
+    for its clients) runs. uvloop's clock (loop.time()) counts in milliseconds: time with
+    time.perf_counter() what must be finer."""
+    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
+        return runner.run(main)
+
+
 def service_main(
     settings_cls: type[S],
     run: Callable[[S], Awaitable[None]],
@@ -462,7 +482,7 @@ def service_main(
         raise SystemExit(2) from None
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     try:
-        asyncio.run(run(settings))
+        run_on(settings.event_loop, run(settings))
     except Exception:
         log.exception("service failed")
         raise SystemExit(1) from None

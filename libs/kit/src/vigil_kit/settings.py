@@ -71,6 +71,16 @@ class ServiceSettings(BaseSettings):
         description="The service process's GIL switch interval (sys.setswitchinterval), in milliseconds",
     )
 
+    # The asyncio event loop the process runs on. uvloop (libuv's loop, in C) spends less CPU per wake-up,
+    # socket read and timer than the standard library's loop, and a service is mostly those: on this
+    # machine, at 1,000 Authorize/s over two sharing replicas, service CPU 103-109 % -> 91-93 % of a core
+    # and p99 12.9/16.2 ms -> 7.6/7.5 ms; ingest 4.5 -> 4.0 ms of CPU per segment (bench, back to back).
+    # "asyncio" keeps the standard library's loop.
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="The event loop the service runs on: uvloop, or asyncio (the standard one)",
+    )
+
     @model_validator(mode="after")
     def _kafka_credentials(self) -> Self:
         if self.kafka_security_protocol.startswith("SASL_") and not (

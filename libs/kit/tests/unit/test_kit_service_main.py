@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import weakref
 
 import pytest
+import uvloop
 from pydantic_settings import SettingsConfigDict
 
-from vigil_kit.service import freeze_startup_heap, service_main
+from vigil_kit.service import freeze_startup_heap, run_on, service_main
 from vigil_kit.settings import ServiceSettings
 
 
@@ -47,6 +49,46 @@ def test_a_switch_interval_out_of_range_is_a_bad_setting(monkeypatch, capsys) ->
         service_main(_Settings, _run_seeing_switch_interval([]), prog="kittest", summary="", argv=[])
     assert stopped.value.code == 2
     assert "gil_switch_interval_ms" in capsys.readouterr().err.lower()
+
+
+def _run_seeing_loop(seen: list[type]):
+    async def run(settings: _Settings) -> None:
+        seen.append(type(asyncio.get_running_loop()))
+
+    return run
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, uvloop.Loop), ("asyncio", asyncio.SelectorEventLoop)])
+def test_the_service_process_runs_on_its_event_loop(monkeypatch, env, expected) -> None:
+    if env is not None:
+        monkeypatch.setenv("KITTEST_EVENT_LOOP", env)
+    seen: list[type] = []
+    with pytest.raises(SystemExit) as stopped:
+        service_main(_Settings, _run_seeing_loop(seen), prog="kittest", summary="", argv=[])
+    assert stopped.value.code == 0
+    assert seen == [expected]
+
+
+def test_an_unknown_event_loop_is_a_bad_setting(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KITTEST_EVENT_LOOP", "trio")
+    seen: list[type] = []
+    with pytest.raises(SystemExit) as stopped:
+        service_main(_Settings, _run_seeing_loop(seen), prog="kittest", summary="", argv=[])
+    assert stopped.value.code == 2
+    assert "event_loop" in capsys.readouterr().err.lower()
+    assert seen == []
+
+
+def test_run_on_returns_the_result_and_refuses_an_unknown_loop() -> None:
+    async def answer() -> int:
+        return 42
+
+    assert run_on("uvloop", answer()) == 42
+    assert run_on("asyncio", answer()) == 42
+    coro = answer()
+    with pytest.raises(ValueError, match="unknown event loop 'trio'"):
+        run_on("trio", coro)
+    coro.close()
 
 
 class _Node:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from vigil_kit.bench import BenchContext, Figure
 from vigil_kit.embedded import free_port, port_open
+from vigil_kit.service import run_on
+from vigil_kit.settings import ServiceSettings
 from vigil_sharing.domain.index import GrantIndex
 from vigil_sharing.domain.model import (
     ACTION_EXPORT,
@@ -321,7 +323,9 @@ def load_generate(
 ) -> LoadResult:
     """Runs in its own process: sends `requests` (token index, serialized request) at `rate`/s, open loop (a
     call starts at its scheduled time whether or not earlier ones have answered), and times each call."""
-    return asyncio.run(_load(address, method, requests, tokens, rate, warmup_s))
+    # On the services' event loop: a client built on the kit runs as they do. Its clock is time.perf_counter().
+    loop = ServiceSettings.model_fields["event_loop"].default
+    return run_on(loop, _load(address, method, requests, tokens, rate, warmup_s))
 
 
 def balanced_target(addresses: list[str]) -> str:
@@ -358,9 +362,8 @@ async def _load(
         codes: dict[str, int] = {}
         warm = min(len(requests), int(warmup_s * rate))
         state = {"next": 0, "errors": 0, "warm_errors": 0, "allowed": 0, "lag": 0.0, "last_send": 0.0}
-        loop = asyncio.get_running_loop()
         cpu0 = time.process_time()
-        t0 = loop.time() + 0.05
+        t0 = time.perf_counter() + 0.05
 
         async def sender() -> None:
             # Open loop with IN_FLIGHT senders: each takes the next slot of the fixed schedule and waits for
@@ -370,10 +373,10 @@ async def _load(
                 state["next"] = i + 1
                 token, body = requests[i]
                 scheduled = t0 + i / rate
-                delay = scheduled - loop.time()
+                delay = scheduled - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                sent = loop.time()
+                sent = time.perf_counter()
                 if i >= warm:
                     state["lag"] = max(state["lag"], sent - scheduled)
                     state["last_send"] = sent
@@ -387,7 +390,7 @@ async def _load(
                         state["warm_errors"] += 1
                     continue
                 if i >= warm:
-                    done = loop.time()
+                    done = time.perf_counter()
                     latencies.append((done - scheduled) * 1000)
                     service.append((done - sent) * 1000)
                     state["allowed"] += bool(getattr(reply, "allowed", False))
@@ -405,7 +408,7 @@ async def _load(
             service_ms=service,
             warmup_errors=int(state["warm_errors"]),
             max_lag_ms=state["lag"] * 1000,
-            cpu_busy=(time.process_time() - cpu0) / max(1e-9, loop.time() - t0),
+            cpu_busy=(time.process_time() - cpu0) / max(1e-9, time.perf_counter() - t0),
         )
 
 
