@@ -225,7 +225,11 @@ async def _wait_until(t: datetime) -> None:
 
 
 async def storage_deletion_figure(ctx: BenchContext) -> Figure:
-    n = _n("DELETE_OBJECTS", 6_000)
+    # 12,000 objects: each of the 3 rounds then has 4 requests of 1,000, all 4 in flight at once. At 6,000
+    # (2 requests a round) a round was mostly its fixed costs (the first page read, the last commit): with
+    # raw deletes at 9,400/s the ratio was 0.95-1.05x, and on a day raw ran at 12,900-13,800/s, 0.69-0.78x
+    # for the same sweeper (9,600-10,100/s); at 12,000, 1.03x on that day.
+    n = _n("DELETE_OBJECTS", 12_000)
     concurrency = _n("DELETE_CONCURRENCY", DELETE_CONCURRENCY)
     client = _client(ctx.s3_endpoint)
     # One bucket per path, each holding exactly its n objects: a path never pays for (or profits
