@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,6 +13,8 @@ from aiokafka.helpers import create_ssl_context
 from vigil_kit import topics as vigil_topics
 
 log = logging.getLogger(__name__)
+
+C = TypeVar("C", AIOKafkaProducer, AIOKafkaConsumer)
 
 # Kafka error code TOPIC_ALREADY_EXISTS: another process created it first, which is fine.
 _TOPIC_ALREADY_EXISTS = 36
@@ -66,9 +68,7 @@ async def create_producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
     kw.setdefault("enable_idempotence", False)
     kw.setdefault("linger_ms", 5)
     kw.setdefault("request_timeout_ms", 30_000)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **{**_security, **kw})
-    await producer.start()
-    return producer
+    return await _started(AIOKafkaProducer(bootstrap_servers=bootstrap, **{**_security, **kw}))
 
 
 async def create_consumer(
@@ -85,11 +85,20 @@ async def create_consumer(
     kw.setdefault("session_timeout_ms", 6000)
     kw.setdefault("heartbeat_interval_ms", 1000)
     kw.setdefault("rebalance_timeout_ms", 4000)
-    consumer = AIOKafkaConsumer(
-        *list(topics), bootstrap_servers=bootstrap, group_id=group_id, **{**_security, **kw}
+    return await _started(
+        AIOKafkaConsumer(*list(topics), bootstrap_servers=bootstrap, group_id=group_id, **{**_security, **kw})
     )
-    await consumer.start()
-    return consumer
+
+
+async def _started(client: C) -> C:
+    """`client` started; one that cannot start (an unreachable broker) is stopped before the error goes up,
+    so callers that retry (a worker restarted by the supervisor) leave no open client behind per attempt."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+    return client
 
 
 async def ensure_topics(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
 from vigil.common.v1 import identity_pb2
@@ -126,7 +127,7 @@ async def test_an_unreachable_broker_fails_the_worker_and_leaves_the_publisher_u
     )
 
     # run() fails, so the service's worker supervisor restarts it with backoff; writers use the outbox meanwhile.
-    with pytest.raises(Exception):  # noqa: B017 - aiokafka's connection error
+    with pytest.raises(KafkaConnectionError):
         await asyncio.wait_for(publisher.run(), timeout=30)
 
     assert not publisher.available

@@ -77,3 +77,28 @@ async def test_configured_credentials_reach_every_producer_the_kit_makes(monkeyp
     assert made[0]["sasl_plain_password"] == PASSWORD and made[0]["security_protocol"] == "SASL_PLAINTEXT"
     assert made[0]["acks"] == "all"  # the kit's delivery settings still apply
     assert PASSWORD not in caplog.text and PASSWORD not in repr(scram_settings())
+
+
+@pytest.mark.parametrize("make", ["producer", "consumer"])
+async def test_a_client_that_cannot_start_is_stopped_before_the_error_goes_up(monkeypatch, make) -> None:
+    events: list[str] = []
+
+    class Unreachable:
+        def __init__(self, *topics: str, **kw: Any) -> None:
+            pass
+
+        async def start(self) -> None:
+            events.append("start")
+            raise ConnectionError("broker unreachable")
+
+        async def stop(self) -> None:
+            events.append("stop")
+
+    monkeypatch.setattr(kafka, "AIOKafkaProducer", Unreachable)
+    monkeypatch.setattr(kafka, "AIOKafkaConsumer", Unreachable)
+    with pytest.raises(ConnectionError, match="broker unreachable"):
+        if make == "producer":
+            await kafka.create_producer("broker:9092")
+        else:
+            await kafka.create_consumer("broker:9092", ["t"], "g")
+    assert events == ["start", "stop"]
