@@ -14,9 +14,9 @@ def window(median: float, tail: float, n: int = 1_000) -> list[float]:
 
 
 def test_a_steady_window_pair_is_carried_with_no_sign_of_a_queue() -> None:
-    first, last = window(0.012, 0.020), window(0.013, 0.022)
-    assert step_verdict(first, last, []).why == []
-    assert step_verdict(first, last, []).queue == []
+    verdict = step_verdict(window(0.012, 0.020), window(0.013, 0.022), [])
+    assert verdict.why == []
+    assert verdict.queue == []
 
 
 def test_a_p99_that_grew_over_one_and_a_half_times_is_not_carried() -> None:
@@ -32,15 +32,15 @@ def test_a_p99_at_the_segment_duration_is_not_carried_even_from_a_slow_start() -
 
 def test_a_stall_that_moves_only_the_tail_fails_the_rule_and_the_diagnosis_says_no_queue() -> None:
     # p99 grew 4× (20 → 84 ms), the median did not: the machine stalled, the process did not fall behind.
-    first, last = window(0.012, 0.020), window(0.012, 0.084)
-    assert step_verdict(first, last, []).why == ["p99 grew 4.20× from the first 20 s to the last"]
-    assert step_verdict(first, last, []).queue == []
+    verdict = step_verdict(window(0.012, 0.020), window(0.012, 0.084), [])
+    assert verdict.why == ["p99 grew 4.20× from the first 20 s to the last"]
+    assert verdict.queue == []
 
 
 def test_a_growing_median_is_diagnosed_as_a_queue() -> None:
-    first, last = window(0.017, 0.040), window(0.087, 0.200)
-    assert step_verdict(first, last, []).why == ["p99 grew 5.00× from the first 20 s to the last"]
-    why = step_verdict(first, last, []).queue
+    verdict = step_verdict(window(0.017, 0.040), window(0.087, 0.200), [])
+    assert verdict.why == ["p99 grew 5.00× from the first 20 s to the last"]
+    why = verdict.queue
     assert len(why) == 1 and why[0].startswith("median grew 5.12×")
 
 
@@ -51,9 +51,9 @@ def test_a_tail_over_a_quarter_of_the_segment_period_is_diagnosed() -> None:
 
 def test_failed_uploads_are_not_carried() -> None:
     failed = ["RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]
-    why = step_verdict(window(0.01, 0.02), window(0.01, 0.02), failed).why
-    assert why == ["2 uploads failed (RESOURCE_EXHAUSTED)"]
-    assert step_verdict(window(0.01, 0.02), window(0.01, 0.02), failed).queue == why
+    verdict = step_verdict(window(0.01, 0.02), window(0.01, 0.02), failed)
+    assert verdict.why == ["2 uploads failed (RESOURCE_EXHAUSTED)"]
+    assert verdict.queue == verdict.why
 
 
 def test_an_empty_window_is_not_carried() -> None:
